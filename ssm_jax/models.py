@@ -1,0 +1,88 @@
+"""SequenceModel: encoder -> N residual SSM blocks -> pooling -> linear head."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from ssm_jax.kernels._checks import check_choice
+from ssm_jax.layers import SequenceBlock
+
+POOLINGS = ("mean", "last", "none")
+ENCODERS = ("embedding", "linear")
+HEADS = ("classification", "regression")
+
+
+class SequenceModel(nn.Module):
+    """Deep SSM for classification or regression.
+
+    Attributes:
+      num_outputs: classes (classification) or target dimension (regression).
+      d_model: H, features of every block.
+      n_layers: number of blocks (named ``block_0 ... block_{n-1}``).
+      layer: SSM layer name ("s4d" or "s5"); ``ssm`` holds its keyword arguments.
+      encoder: "embedding" (integer tokens, needs ``vocab_size``) or "linear" (float inputs).
+      pooling: "mean" (over valid positions), "last" (last valid position) or "none"
+        (per-position outputs).
+      head: "classification" or "regression" (the loss is chosen by the trainer).
+    """
+
+    num_outputs: int
+    d_model: int = 64
+    n_layers: int = 4
+    layer: str = "s4d"
+    ssm: Mapping[str, Any] = None
+    encoder: str = "linear"
+    vocab_size: int | None = None
+    norm: str = "layer"
+    prenorm: bool = True
+    activation: str = "gelu"
+    dropout: float = 0.0
+    pooling: str = "mean"
+    head: str = "classification"
+
+    def validate(self):
+        check_choice("pooling", self.pooling, POOLINGS)
+        check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("head", self.head, HEADS)
+        if self.encoder == "embedding" and not self.vocab_size:
+            raise ValueError("encoder='embedding' needs vocab_size (got None)")
+        for name in ("num_outputs", "d_model", "n_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    @nn.compact
+    def __call__(self, inputs, lengths=None, *, train: bool = False):
+        """Args:
+          inputs: (B, L) int tokens (embedding encoder) or (B, L, C) floats (linear encoder).
+          lengths: (B,) valid lengths (sequences are right-padded); None = all of length L.
+
+        Returns:
+          (B, num_outputs), or (B, L, num_outputs) with ``pooling="none"``.
+        """
+        self.validate()
+        expected = 2 if self.encoder == "embedding" else 3
+        if inputs.ndim != expected:
+            layout = "(B, L) int tokens" if expected == 2 else "(B, L, C) floats"
+            raise ValueError(f"inputs must be {layout} for encoder={self.encoder!r}, got shape {inputs.shape}")
+        B, L = inputs.shape[:2]
+        if lengths is None:
+            lengths = jnp.full((B,), L, jnp.int32)
+        elif lengths.shape != (B,):
+            raise ValueError(f"lengths must have shape (B,) = {(B,)}, got {lengths.shape}")
+        mask = jnp.arange(L)[None, :] < lengths[:, None]  # (B, L)
+        if self.encoder == "embedding":
+            x = nn.Embed(self.vocab_size, self.d_model, name="encoder")(inputs)
+        else:
+            x = nn.Dense(self.d_model, name="encoder")(inputs)
+        for i in range(self.n_layers):
+            x = SequenceBlock(self.d_model, layer=self.layer, ssm=self.ssm, norm=self.norm,
+                              prenorm=self.prenorm, activation=self.activation,
+                              dropout=self.dropout, name=f"block_{i}")(x, mask, train=train)
+        if self.pooling == "mean":
+            x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
+        elif self.pooling == "last":
+            x = x[jnp.arange(B), jnp.maximum(lengths, 1) - 1]
+        return nn.Dense(self.num_outputs, name="head")(x)

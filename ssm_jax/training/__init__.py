@@ -1,0 +1,1 @@
+"""ssm_jax.training."""
