@@ -1,0 +1,197 @@
+"""The training loop: data -> model -> jitted steps -> checkpoints/metrics -> final report.
+
+``train_and_evaluate(cfg, workdir)`` trains, evaluates on the validation split every
+``train.eval_every`` steps, checkpoints every ``train.checkpoint_every`` steps and at the end
+(resuming from the latest checkpoint of ``workdir`` when there is one), and reports the test
+metrics of the best-validation checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from ssm_jax.data import BatchIterator, get_dataset
+from ssm_jax.models import SequenceModel
+from ssm_jax.training.checkpoint import Checkpoints
+from ssm_jax.training.config import validate_config
+from ssm_jax.training.metrics import MetricsWriter, plot_metrics
+from ssm_jax.training.optim import make_optimizer
+from ssm_jax.training.sharding import DataParallel, maybe_initialize_distributed
+from ssm_jax.training.state import TrainState
+from ssm_jax.training.steps import make_steps
+
+
+class NonFiniteError(RuntimeError):
+    """Training stopped because a metric became NaN or Inf."""
+
+
+def build_model(model_cfg, info) -> SequenceModel:
+    """SequenceModel for a dataset described by ``info`` (a ``DatasetInfo``)."""
+    encoder = model_cfg.encoder
+    if encoder == "auto":
+        encoder = "embedding" if info.input_kind == "tokens" else "linear"
+    if encoder == "embedding" and info.input_kind != "tokens":
+        raise ValueError(f"model.encoder='embedding' needs token inputs; dataset {info.name!r} has floats")
+    classification = info.num_classes is not None
+    num_outputs = info.num_classes if classification else int(np.prod(info.target_shape) or 1)
+    return SequenceModel(
+        num_outputs=num_outputs, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
+        layer=model_cfg.layer, ssm=dict(model_cfg.ssm), encoder=encoder,
+        vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
+        activation=model_cfg.activation, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
+        head="classification" if classification else "regression",
+    )
+
+
+def loss_terms(cfg):
+    """Extra loss terms from the config: ``{name: (weight, term)}``."""
+    terms = {}
+    if cfg.bound.reg_lambda > 0:
+        from ssm_jax.bound import make_regularizer
+
+        terms["reg"] = (cfg.bound.reg_lambda, make_regularizer(cfg.bound))
+    return terms
+
+
+def init_variables(model, cfg, train_split, rng):
+    """Initialize the model on a training batch; apply the init scaling rule if configured."""
+    n = min(cfg.bound.init_batch_size, len(train_split))
+    batch = train_split.take(np.random.default_rng(cfg.seed).permutation(len(train_split))[:n])
+    variables = model.init({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
+    if cfg.bound.init_scaling:
+        from ssm_jax.bound import rescale_init
+
+        variables = rescale_init(model, variables, batch["inputs"], batch["lengths"])
+    return variables
+
+
+def evaluate(eval_step, state, split, batch_size, dp: DataParallel) -> dict:
+    """Mean metrics over a whole split (padding rows of the last batch excluded)."""
+    batch_size = -(-batch_size // dp.num_devices) * dp.num_devices
+    totals = {}
+    for batch in split.batches(batch_size):
+        sums = eval_step(state, dp.put_batch(batch))
+        for k, v in jax.device_get(sums).items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    count = totals.pop("count")
+    return {k: v / count for k, v in totals.items()}
+
+
+def _score(metrics: dict) -> float:
+    """Validation score, higher is better: accuracy if there is one, else minus the loss."""
+    return metrics["accuracy"] if "accuracy" in metrics else -metrics["loss"]
+
+
+def _state_tree(state: TrainState) -> dict:
+    return {"step": state.step, "params": state.params, "opt_state": state.opt_state,
+            "batch_stats": state.batch_stats, "rng": state.rng}
+
+
+def _check_finite(history, last_good_step):
+    """Raise NonFiniteError naming the first step and metric that is NaN/Inf in ``history``."""
+    for step, metrics in history:
+        for name, value in metrics.items():
+            if not math.isfinite(float(value)):
+                raise NonFiniteError(
+                    f"metric {name!r} is {float(value)} at step {step}; training stopped, the last "
+                    f"good checkpoint (step {last_good_step}) is kept")
+
+
+def train_and_evaluate(cfg, workdir: str) -> dict:
+    """Train according to ``cfg`` in ``workdir``; returns the final report (also report.json)."""
+    validate_config(cfg)
+    maybe_initialize_distributed(cfg.distributed)
+    dp = DataParallel(cfg.train.batch_size)
+    ds = get_dataset(cfg.data)
+    model = build_model(cfg.model, ds.info)
+    if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
+        raise ValueError("model.pooling='none' gives one output per position but dataset "
+                         f"{ds.info.name!r} has one label per sequence; use 'mean' or 'last'")
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(cfg.to_json_best_effort(indent=2))
+
+    rng = jax.random.PRNGKey(cfg.seed)
+    init_rng, state_rng = jax.random.split(rng)
+    variables = init_variables(model, cfg, ds.train, init_rng)
+    tx = make_optimizer(cfg.optim, cfg.train.num_steps)
+    state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg))
+    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
+
+    ckpt = Checkpoints(workdir, cfg.train.keep_checkpoints)
+    start = ckpt.latest_step() or 0
+    if start:
+        tree, data_state = ckpt.restore(start, _state_tree(state))
+        state = state.replace(**tree)
+        train_iter.restore(data_state)
+        print(f"resumed from checkpoint at step {start} in {workdir}")
+    state = dp.replicate(state)
+    writer = MetricsWriter(workdir, resume_step=start)
+    best_score = ckpt.best_score()
+
+    history, last_good = [], start
+    bar = tqdm(total=cfg.train.num_steps, initial=start, disable=not cfg.train.progress,
+               desc="train", dynamic_ncols=True)
+    t_last, n_last = time.perf_counter(), start
+    try:
+        for step in range(start + 1, cfg.train.num_steps + 1):
+            state, metrics = train_step(state, dp.put_batch(next(train_iter)))
+            history.append((step, metrics))
+            log_now = step % cfg.train.log_every == 0 or step == cfg.train.num_steps
+            eval_now = step % cfg.train.eval_every == 0 or step == cfg.train.num_steps
+            ckpt_now = step % cfg.train.checkpoint_every == 0 or step == cfg.train.num_steps
+            if log_now or eval_now or ckpt_now:
+                history = [(s, jax.device_get(m)) for s, m in history]
+                _check_finite(history, last_good)
+                dt = time.perf_counter() - t_last
+                rate = (step - n_last) * cfg.train.batch_size / max(dt, 1e-9)
+                mean = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}
+                writer.write(step, "train", {**mean, "examples_per_s": rate})
+                bar.set_postfix(loss=f"{mean['loss']:.4f}", ex_per_s=f"{rate:.0f}")
+                bar.update(step - bar.n)
+                history, t_last, n_last = [], time.perf_counter(), step
+            if eval_now:
+                val = evaluate(eval_step, state, ds.validation, cfg.train.eval_batch_size, dp)
+                writer.write(step, "validation", val)
+                if best_score is None or _score(val) > best_score:
+                    best_score = _score(val)
+                    ckpt.save_best(step, _state_tree(state), train_iter.state(), best_score)
+            if ckpt_now:
+                ckpt.save(step, _state_tree(state), train_iter.state())
+                last_good = step
+        bar.close()
+    finally:
+        writer.close()
+
+    report = final_report(cfg, workdir, state, ckpt, eval_step, ds, dp)
+    ckpt.close()
+    return report
+
+
+def final_report(cfg, workdir, state, ckpt, eval_step, ds, dp) -> dict:
+    """Test metrics at the best-validation checkpoint; writes report.json and the PNG curves."""
+    best = ckpt.best_step()
+    if best is not None:
+        tree, _ = ckpt.restore(best, _state_tree(state), which="best")
+        state = dp.replicate(state.replace(**tree))
+    val = evaluate(eval_step, state, ds.validation, cfg.train.eval_batch_size, dp)
+    test = evaluate(eval_step, state, ds.test, cfg.train.eval_batch_size, dp)
+    report = {"best_step": best if best is not None else int(state.step),
+              "validation": val, "test": test, "num_steps": cfg.train.num_steps,
+              "dataset": ds.info.name}
+    with open(os.path.join(workdir, "report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    plot_metrics(workdir)
+    metric = "accuracy" if "accuracy" in test else "loss"
+    print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "
+          f"{test[metric]:.4f} (validation {metric} {val[metric]:.4f})")
+    return report

@@ -1,0 +1,103 @@
+"""Loss, jitted train and eval steps. The loss is the task loss plus any number of extra terms
+(e.g. the generalization-measure regularizer) that read the layers' sown intermediates."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssm_jax.training.state import TrainState
+
+# An extra loss term: (intermediates, batch) -> scalar. It is added with a weight.
+LossTerm = Callable[[Mapping, Mapping], jax.Array]
+
+
+def task_loss(outputs, labels, head: str, mask=None):
+    """Per-example task loss and metrics.
+
+    Args:
+      outputs: (B, num_outputs) (or (B, L, num_outputs)) model outputs.
+      labels: (B,) int class ids (or (B, L)) for "classification"; targets with the shape of
+        ``outputs`` (or ``outputs[..., 0]``) for "regression".
+      head: "classification" (softmax cross-entropy, accuracy) or "regression" (squared error).
+      mask: (B,) bool, False for padding rows; None = all real.
+
+    Returns:
+      (mean loss over real examples, dict of summed metrics with "count").
+    """
+    B = outputs.shape[0]
+    mask = jnp.ones((B,), bool) if mask is None else mask
+    if head == "classification":
+        losses = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
+        correct = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
+    else:
+        target = labels.reshape(outputs.shape) if labels.size == outputs.size else labels[..., None]
+        losses = jnp.square(outputs - target)
+        correct = None
+    per_example = losses.reshape(B, -1).mean(-1)
+    weights = mask.astype(per_example.dtype)
+    count = jnp.sum(weights)
+    sums = {"loss": jnp.sum(per_example * weights), "count": count}
+    if correct is not None:
+        sums["accuracy"] = jnp.sum(correct.reshape(B, -1).mean(-1) * weights)
+    return sums["loss"] / jnp.maximum(count, 1.0), sums
+
+
+def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None):
+    """Build ``train_step(state, batch) -> (state, metrics)`` and ``eval_step(state, batch)``.
+
+    Args:
+      head: "classification" or "regression".
+      terms: ``{name: (weight, term)}`` extra loss terms; each ``term(intermediates, batch)``
+        reads the SSM layers' sown ``input``/``kernel`` intermediates of the same forward pass.
+
+    ``train_step`` returns per-batch means (``loss`` is the total objective, ``task_loss``
+    the task part, one entry per term). ``eval_step`` returns sums weighted by
+    ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
+    """
+    terms = dict(terms or {})
+
+    def forward(state: TrainState, params, batch, rng, train: bool):
+        variables = {"params": params}
+        mutable = []
+        if state.batch_stats:
+            variables["batch_stats"] = state.batch_stats
+            if train:
+                mutable.append("batch_stats")
+        if terms:
+            mutable.append("intermediates")
+        out, updates = state.apply_fn(variables, batch["inputs"], batch["lengths"], train=train,
+                                      rngs={"dropout": rng}, mutable=mutable)
+        return out, updates
+
+    def loss_fn(params, state, batch, rng):
+        out, updates = forward(state, params, batch, rng, train=True)
+        loss, sums = task_loss(out, batch["labels"], head)
+        metrics = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
+        metrics["task_loss"] = loss
+        total = loss
+        for name, (weight, term) in terms.items():
+            value = term(updates["intermediates"], batch)
+            metrics[name] = value
+            total = total + weight * value
+        metrics["loss"] = total
+        return total, (metrics, updates.get("batch_stats", state.batch_stats))
+
+    @jax.jit
+    def train_step(state: TrainState, batch):
+        rng = jax.random.fold_in(state.rng, state.step)
+        grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state, batch, rng)
+        metrics["grad_norm"] = optax.global_norm(grads)
+        return state.apply_gradients(grads, batch_stats), metrics
+
+    @jax.jit
+    def eval_step(state: TrainState, batch):
+        variables = state.variables
+        out = state.apply_fn(variables, batch["inputs"], batch["lengths"], train=False)
+        _, sums = task_loss(out, batch["labels"], head, batch.get("mask"))
+        return sums
+
+    return train_step, eval_step
