@@ -14,6 +14,14 @@ from ssm_jax.kernels.scan import linear_recurrence
 _MAX_BLOCK_ELEMENTS = 1 << 22
 
 
+def _log_powers(log_Lambda, l):
+    """``l * log(Lambda)`` with the 0-th power exactly 0 (so ``Lambda = 0`` gives ``0**0 = 1``)."""
+    # Real and imaginary parts are scaled separately: a complex product with log(0) = -inf
+    # would produce -inf * 0 = nan in the imaginary part.
+    scaled = lax.complex(log_Lambda.real * l, log_Lambda.imag * l)
+    return jnp.where(l == 0, jnp.zeros_like(scaled), scaled)
+
+
 def _check_siso(Lambda_bar, B_bar, C):
     check_rank("Lambda_bar", Lambda_bar, (2,), "(H, N)")
     check_same("Lambda_bar", Lambda_bar.shape, "B_bar", B_bar.shape, "SSM parameters must match")
@@ -27,7 +35,7 @@ def ssm_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chun
     ``conj_sym`` (one state of each conjugate pair is stored) else 1.
 
     Args:
-      Lambda_bar: (H, N) complex, discrete eigenvalues (non-zero).
+      Lambda_bar: (H, N) complex, discrete eigenvalues.
       B_bar: (H, N) complex, discrete input weights.
       C: (H, N) complex, output weights.
       length: L, number of kernel taps.
@@ -56,7 +64,7 @@ def ssm_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chun
     @jax.checkpoint
     def block(start):
         l = start + jnp.arange(chunk_size)  # (T,)
-        V = jnp.exp(log_Lambda[:, :, None] * l)  # (H, N, T)
+        V = jnp.exp(_log_powers(log_Lambda[:, :, None], l))  # (H, N, T)
         return scale * jnp.einsum("hn,hnt->ht", CB, V).real  # (H, T)
 
     if num_chunks == 1:
@@ -81,7 +89,9 @@ def causal_conv(u, K):
     u, K = jnp.asarray(u), jnp.asarray(K)
     check_rank("u", u, (2,), "(L, H)")
     check_rank("K", K, (2,), "(H, L)")
-    check_same("u (transposed)", u.shape[::-1], "K", K.shape, "causal_conv expects u (L, H) and K (H, L)")
+    if u.shape[::-1] != K.shape:
+        raise ValueError(f"causal_conv expects u (L, H) and K (H, L): u has shape {u.shape} "
+                         f"but K has shape {K.shape}")
     L = u.shape[0]
     n = 2 * L  # linear (not circular) convolution needs at least 2L - 1 points
     U = jnp.fft.rfft(u, n=n, axis=0)  # (n//2+1, H)
@@ -170,7 +180,7 @@ def mimo_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chu
 
     @jax.checkpoint
     def block(start):
-        V = jnp.exp(log_Lambda[:, None] * (start + jnp.arange(chunk_size)))  # (P, T)
+        V = jnp.exp(_log_powers(log_Lambda[:, None], start + jnp.arange(chunk_size)))  # (P, T)
         return scale * jnp.einsum("op,pi,pt->oit", C, B_bar, V).real  # (H_out, H_in, T)
 
     K = lax.map(block, jnp.arange(num_chunks) * chunk_size)  # (chunks, H_out, H_in, T)

@@ -65,7 +65,11 @@ def linear_recurrence(a, b, h0=None, *, reverse: bool = False, method: str = "au
         raise ValueError(f"a with shape {a.shape} does not broadcast to b with shape {b.shape}")
     if h0 is not None:
         h0 = jnp.asarray(h0)
-        if jnp.broadcast_shapes(h0.shape, b.shape[1:]) != b.shape[1:]:
+        try:
+            h0_ok = jnp.broadcast_shapes(h0.shape, b.shape[1:]) == b.shape[1:]
+        except ValueError:
+            h0_ok = False
+        if not h0_ok:
             raise ValueError(
                 f"h0 with shape {h0.shape} does not match the state shape b.shape[1:] = {b.shape[1:]}"
             )
