@@ -1,0 +1,22 @@
+"""Smoke test: benchmarks/scan.py --quick runs to the end and prints its tables."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_scan_benchmark_quick():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scan.py"), "--quick"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "| L | associative ms (ratio) | sequential ms (ratio) | conv ms (ratio) |" in out, out
+    assert "## forward" in out and "## forward+backward" in out, out
+    assert 'linear_recurrence(method="auto") on this backend picks:' in out, out
+    assert "OOM" not in out and "Error" not in out, out

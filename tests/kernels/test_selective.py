@@ -1,0 +1,108 @@
+"""Tests of ssm_jax.kernels.selective_scan (input-dependent delta, B, C) against a naive loop."""
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import ssm_jax.kernels as kernels
+
+from .reference import naive_selective_scan
+
+if not hasattr(kernels, "selective_scan"):
+    pytest.skip("ssm_jax.kernels has no selective_scan yet (selective.py not landed)",
+                allow_module_level=True)
+
+selective_scan = kernels.selective_scan
+
+METHODS = ["associative", "sequential", "auto"]
+TOL = dict(rtol=1e-10, atol=1e-10)
+SS = jax.jit(selective_scan, static_argnames="method")
+
+
+def make_inputs(rng, L, D, N, shared_delta=False):
+    u = rng.standard_normal((L, D))
+    delta = np.log1p(np.exp(rng.standard_normal((L, 1 if shared_delta else D)) - 2.0))
+    A = -np.exp(rng.standard_normal((D, N)))  # negative real
+    B = rng.standard_normal((L, N))
+    C = rng.standard_normal((L, N))
+    return u, delta, A, B, C
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("shared_delta", [False, True], ids=["delta_LD", "delta_L1"])
+@pytest.mark.parametrize("L,D,N", [(1, 3, 4), (7, 3, 4), (32, 2, 5), (7, 1, 1)])
+def test_matches_naive_loop(method, shared_delta, L, D, N):
+    rng = np.random.default_rng(L * 100 + D * 10 + N + shared_delta)
+    inputs = make_inputs(rng, L, D, N, shared_delta)
+    y = SS(*map(jnp.asarray, inputs), method=method)
+    chex.assert_shape(y, (L, D))
+    assert not jnp.iscomplexobj(y)
+    np.testing.assert_allclose(np.asarray(y), naive_selective_scan(*inputs), **TOL)
+
+
+def test_reduces_to_lti_ssm_when_inputs_are_constant():
+    """Constant delta, B, C: y is the causal convolution with K[l] = sum_n C e^{l dA} dB."""
+    rng = np.random.default_rng(1)
+    L, D, N = 12, 2, 3
+    u = rng.standard_normal((L, D))
+    delta = np.full((L, D), 0.1)
+    A = -np.exp(rng.standard_normal((D, N)))
+    b, c = rng.standard_normal(N), rng.standard_normal(N)
+    B, C = np.tile(b, (L, 1)), np.tile(c, (L, 1))
+    y = np.asarray(selective_scan(*map(jnp.asarray, (u, delta, A, B, C))))
+    K = np.array([[np.sum(c * np.exp(l * 0.1 * A[d]) * 0.1 * b) for l in range(L)]
+                  for d in range(D)])
+    expected = np.array([[sum(K[d, t - s] * u[s, d] for s in range(t + 1)) for d in range(D)]
+                         for t in range(L)])
+    np.testing.assert_allclose(y, expected, **TOL)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_jit_and_vmap(method):
+    rng = np.random.default_rng(2)
+    batch = [make_inputs(rng, 9, 3, 4) for _ in range(3)]
+    stacked = [jnp.asarray(np.stack(x)) for x in zip(*batch)]
+    f = functools.partial(selective_scan, method=method)
+    batched = jax.jit(jax.vmap(f))(*stacked)
+    shared_A = jax.vmap(f, in_axes=(0, 0, None, 0, 0))(
+        stacked[0], stacked[1], stacked[2][0], stacked[3], stacked[4])
+    chex.assert_shape([batched, shared_A], (3, 9, 3))
+    for i, inputs in enumerate(batch):
+        np.testing.assert_allclose(np.asarray(batched[i]), naive_selective_scan(*inputs), **TOL)
+        with_A0 = (inputs[0], inputs[1], batch[0][2], inputs[3], inputs[4])
+        np.testing.assert_allclose(np.asarray(shared_A[i]), naive_selective_scan(*with_A0), **TOL)
+        np.testing.assert_allclose(np.asarray(jax.jit(f)(*map(jnp.asarray, inputs))),
+                                   np.asarray(batched[i]), **TOL)
+
+
+@pytest.mark.parametrize("method", ["associative", "sequential"])
+def test_grads(method):
+    rng = np.random.default_rng(3)
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, 5, 2, 3)))
+    f = jax.jit(functools.partial(selective_scan, method=method))
+    check_grads(f, inputs, order=1, modes=("fwd", "rev"))
+
+
+@pytest.mark.float32
+@pytest.mark.parametrize("method", METHODS)
+def test_float32(method):
+    rng = np.random.default_rng(4)
+    inputs = [jnp.asarray(x, jnp.float32) for x in make_inputs(rng, 8, 3, 4)]
+    y = SS(*inputs, method=method)
+    chex.assert_type(y, jnp.float32)
+    chex.assert_shape(y, (8, 3))
+    np.testing.assert_allclose(np.asarray(y), naive_selective_scan(*map(np.asarray, inputs)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_method_lists_valid_names():
+    rng = np.random.default_rng(5)
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, 4, 2, 3)))
+    with pytest.raises(ValueError) as excinfo:
+        selective_scan(*inputs, method="cuda-kernel")
+    for name in ("associative", "sequential", "auto"):
+        assert name in str(excinfo.value), str(excinfo.value)
