@@ -1,1 +1,27 @@
-"""ssm_jax.bound."""
+"""ssm_jax.bound: the generalization measure of paper 1, its init scaling rule and regularizer.
+
+* :func:`input_statistics`, :class:`StreamingStatistics`: per-time-step mean/std over a batch.
+* :func:`generalization_measure` (paper), :func:`covariance_measure` (tighter),
+  :func:`batch_measure` (either, by name, from a batch), :func:`final_time_kernel`
+  (bidirectional layers).
+* :func:`collect_layers`: every layer's kernel and input from a forward pass's intermediates.
+* :func:`layer_measures`, :func:`rescale_init`: per-layer tau of a model; the scaling rule.
+* :func:`regularizer`: reduction of every layer's tau inside a jitted loss.
+* :func:`validate_bound_config`: the ``bound`` config section.
+"""
+
+from ssm_jax.bound.collect import LayerIO, collect_layers
+from ssm_jax.bound.config import BOUND_DEFAULTS, default_bound_config, validate_bound_config
+from ssm_jax.bound.init_scaling import OUTPUT_PARAMS, layer_measures, rescale_init
+from ssm_jax.bound.measure import (
+    MEASURES, batch_measure, covariance_measure, final_time_kernel, generalization_measure,
+)
+from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
+from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
+
+__all__ = [
+    "BOUND_DEFAULTS", "MEASURES", "OUTPUT_PARAMS", "REDUCTIONS", "LayerIO", "StatsState",
+    "StreamingStatistics", "batch_measure", "collect_layers", "covariance_measure",
+    "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
+    "layer_measures", "layer_taus", "regularizer", "rescale_init", "validate_bound_config",
+]

@@ -143,7 +143,9 @@ def ssm_recurrence(u, Lambda_bar, B_bar, C, *, conj_sym: bool = True, method: st
     Bu = B_bar[None] * u[:, :, None]  # (L, H, N)
     h = linear_recurrence(Lambda_bar, Bu, h0, reverse=reverse, method=method)  # (L, H, N)
     scale = 2.0 if conj_sym else 1.0
-    return (scale * jnp.einsum("lhn,hn->lh", h, C).real).astype(jnp.result_type(u.dtype, C.real.dtype))
+    # An elementwise product and sum is several times faster on CPU than a complex einsum here.
+    y = scale * jnp.sum(h * C, axis=-1).real
+    return y.astype(jnp.result_type(u.dtype, C.real.dtype))
 
 
 def mimo_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chunk_size=None):

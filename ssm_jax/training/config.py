@@ -9,6 +9,7 @@ import os
 
 import ml_collections
 
+from ssm_jax.data import resolve_config
 from ssm_jax.kernels import DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS
 from ssm_jax.layers import ACTIVATIONS, NORMS, SSM_LAYERS
 from ssm_jax.layers.s4d import S4D_MODES
@@ -25,6 +26,8 @@ SSM_KWARGS = {
     "s5": ("d_state", "blocks", "dt_min", "dt_max", "discretization", "scan_method", "conj_sym",
            "bidirectional", "clip_eigs"),
 }
+SSM_KWARG_TYPES = {"d_state": int, "blocks": int, "dt_min": float, "dt_max": float, "conj_sym": bool,
+                   "bidirectional": bool, "clip_eigs": bool}
 
 
 class ConfigError(ValueError):
@@ -69,7 +72,10 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     module_spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"config file {path!r} has no get_config(arg) function")
-    cfg = module.get_config(arg) if arg else module.get_config()
+    try:
+        cfg = module.get_config(arg) if arg else module.get_config()
+    except (TypeError, ValueError, KeyError, AttributeError) as e:  # e.g. a value of the wrong type
+        raise ConfigError(f"config file {spec!r}: {str(e).splitlines()[0] if str(e) else e!r}") from None
     return cfg
 
 
@@ -82,12 +88,16 @@ def _parse_value(text: str, current):
         if low in ("false", "0", "no"):
             return False
         raise ValueError(f"expected a bool (true/false), got {text!r}")
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
+    for kind in (int, float):
+        if isinstance(current, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise ValueError(f"expected {'an int' if kind is int else 'a float'}, got {text!r}") from None
     if isinstance(current, str):
         return text
+    if text.strip().lower() in ("true", "false"):  # new key (open sections): bool as in the CLI
+        return text.strip().lower() == "true"
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -132,14 +142,16 @@ def _check_keys(section, reference, prefix):
                 raise ConfigError(f"config key {prefix + key!r} must be a section")
             _check_keys(section[key], reference[key], prefix + key + ".")
         elif not isinstance(reference[key], ml_collections.ConfigDict):
-            ref, val = reference[key], section[key]
-            ok = (isinstance(val, bool) if isinstance(ref, bool) else
-                  isinstance(val, (int, float)) and not isinstance(val, bool) if isinstance(ref, float) else
-                  isinstance(val, int) and not isinstance(val, bool) if isinstance(ref, int) else
-                  isinstance(val, str) if isinstance(ref, str) else True)
-            if not ok:
-                raise ConfigError(f"config key {prefix + key!r} must be of type "
-                                  f"{type(ref).__name__}, got {val!r}")
+            _check_type(prefix + key, section[key], type(reference[key]))
+
+
+def _check_type(key, val, kind):
+    ok = (isinstance(val, bool) if kind is bool else
+          isinstance(val, (int, float)) and not isinstance(val, bool) if kind is float else
+          isinstance(val, int) and not isinstance(val, bool) if kind is int else
+          isinstance(val, str) if kind is str else True)
+    if not ok:
+        raise ConfigError(f"config key {key!r} must be of type {kind.__name__}, got {val!r}")
 
 
 def _choice(key, value, allowed):
@@ -172,8 +184,19 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"unknown config key 'model.ssm.{key}' for layer {m.layer!r}; "
                               f"allowed: {', '.join(allowed)}")
     ssm = m.ssm
+    for key, kind in SSM_KWARG_TYPES.items():
+        if key in ssm:
+            _check_type(f"model.ssm.{key}", ssm[key], kind)
     if "d_state" in ssm:
         _positive("model.ssm.d_state", ssm.d_state)
+    d_state, blocks = ssm.get("d_state", 64), ssm.get("blocks", 1)
+    _positive("model.ssm.blocks", blocks)
+    if m.layer == "s5" and d_state % blocks:
+        raise ConfigError(f"config key 'model.ssm.d_state' = {d_state} must be divisible by "
+                          f"model.ssm.blocks = {blocks}")
+    if ssm.get("conj_sym", True) and (d_state // blocks) % 2:
+        raise ConfigError(f"config key 'model.ssm.d_state' = {d_state} must be even (per block) "
+                          "with model.ssm.conj_sym=True")
     if "ssm_init" in ssm:
         _choice("model.ssm.ssm_init", ssm.ssm_init, LAMBDA_INITS)
     if "discretization" in ssm:
@@ -199,3 +222,7 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     _choice("bound.layer_reduce", b.layer_reduce, REDUCTIONS)
     _positive("bound.reg_lambda", b.reg_lambda, strict=False)
     _positive("bound.init_batch_size", b.init_batch_size)
+    try:
+        resolve_config(cfg.data)  # dataset name and keys, checked by the data registry
+    except ValueError as e:
+        raise ConfigError(f"config section 'data': {e}") from None

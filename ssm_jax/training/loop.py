@@ -13,6 +13,7 @@ import math
 import os
 import time
 
+import flax.traverse_util as traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,14 +96,35 @@ def _state_tree(state: TrainState) -> dict:
             "batch_stats": state.batch_stats, "rng": state.rng}
 
 
+def _kept(last_good_step) -> str:
+    if not last_good_step:
+        return "no checkpoint had been saved yet"
+    return f"the last good checkpoint (step {last_good_step}) is kept"
+
+
 def _check_finite(history, last_good_step):
     """Raise NonFiniteError naming the first step and metric that is NaN/Inf in ``history``."""
     for step, metrics in history:
-        for name, value in metrics.items():
-            if not math.isfinite(float(value)):
-                raise NonFiniteError(
-                    f"metric {name!r} is {float(value)} at step {step}; training stopped, the last "
-                    f"good checkpoint (step {last_good_step}) is kept")
+        bad = [f"metric {name!r} is {float(value)}" for name, value in metrics.items()
+               if not math.isfinite(float(value))]
+        if bad:
+            raise NonFiniteError(f"{' and '.join(bad)} at step {step}; training stopped, "
+                                 f"{_kept(last_good_step)}")
+
+
+@jax.jit
+def _finite_leaves(params):
+    return jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), params)
+
+
+def _check_finite_params(params, step, last_good_step):
+    """Raise NonFiniteError if a parameter is NaN/Inf after ``step`` (before it is saved)."""
+    flags = traverse_util.flatten_dict(jax.device_get(_finite_leaves(params)), sep="/")
+    bad = [name for name, ok in flags.items() if not ok]
+    if bad:
+        raise NonFiniteError(f"parameters {', '.join(map(repr, bad[:3]))}{' ...' if len(bad) > 3 else ''} "
+                             f"are non-finite after step {step}; training stopped, "
+                             f"{_kept(last_good_step)}")
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict:
@@ -115,6 +137,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
         raise ValueError("model.pooling='none' gives one output per position but dataset "
                          f"{ds.info.name!r} has one label per sequence; use 'mean' or 'last'")
+    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(cfg.to_json_best_effort(indent=2))
@@ -125,7 +148,6 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     tx = make_optimizer(cfg.optim, cfg.train.num_steps)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
     train_step, eval_step = make_steps(model.head, loss_terms(cfg))
-    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
 
     ckpt = Checkpoints(workdir, cfg.train.keep_checkpoints)
     start = ckpt.latest_step() or 0
@@ -152,6 +174,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
             if log_now or eval_now or ckpt_now:
                 history = [(s, jax.device_get(m)) for s, m in history]
                 _check_finite(history, last_good)
+                _check_finite_params(state.params, step, last_good)
                 dt = time.perf_counter() - t_last
                 rate = (step - n_last) * cfg.train.batch_size / max(dt, 1e-9)
                 mean = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}

@@ -52,8 +52,9 @@ class MetricsWriter:
 def read_metrics(path: str) -> list[dict]:
     """Rows of a metrics CSV as dicts with int step and float value."""
     with open(path, newline="") as f:
+        # A row cut short by a killed run (missing fields) is skipped.
         return [dict(step=int(r["step"]), split=r["split"], metric=r["metric"], value=float(r["value"]))
-                for r in csv.DictReader(f)]
+                for r in csv.DictReader(f) if None not in (r.get(k) for k in FIELDS)]
 
 
 def plot_metrics(workdir: str, out: str | None = None) -> str:

@@ -34,7 +34,10 @@ def make_schedule(lr: float, total_steps: int, warmup_steps: int, schedule: str)
                 [optax.linear_schedule(0.0, lr, warmup_steps), optax.constant_schedule(lr)],
                 [warmup_steps])
         return optax.constant_schedule(lr)
-    return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup_steps, 1), max(total_steps, 2))
+    if not warmup_steps:
+        return optax.cosine_decay_schedule(lr, max(total_steps, 1))
+    # A run shorter than its warmup is all warmup (optax needs decay_steps > warmup_steps).
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, warmup_steps + 1))
 
 
 def make_optimizer(optim_cfg, total_steps: int) -> optax.GradientTransformation:
