@@ -1,0 +1,67 @@
+"""The regularizer (paper 1, eq. (9)): a reduction of every layer's tau inside the jitted loss.
+
+It reuses the kernels and inputs the forward pass sowed (apply the model with
+``mutable=["intermediates"]``), so there is no second forward pass::
+
+    logits, state = model.apply(variables, x, lengths, train=True,
+                                mutable=["intermediates", "batch_stats"], rngs=...)
+    loss = task_loss(logits, y) + reg_lambda * regularizer(state["intermediates"])
+
+Statistics come from the current batch; the gradient flows through the kernels (and through
+the statistics only with ``stop_gradient_stats=False``).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ssm_jax.bound.collect import collect_layers
+from ssm_jax.bound.measure import MEASURES, batch_measure
+from ssm_jax.kernels._checks import check_choice
+
+REDUCTIONS = {"mean": jnp.mean, "sum": jnp.sum, "max": jnp.max}
+
+
+def layer_taus(intermediates, *, measure: str = "paper", stop_gradient_stats: bool = True):
+    """tau of every SSM layer found in an intermediates tree, in block order.
+
+    Args:
+      intermediates: intermediates tree (see :func:`collect_layers`).
+      measure: one of :data:`MEASURES`.
+      stop_gradient_stats: treat each layer's input statistics as constants.
+
+    Returns:
+      list of (H,) arrays (H_out for MIMO layers), one per layer; bidirectional layers use
+      their final-time kernel (:func:`final_time_kernel`).
+    """
+    check_choice("measure", measure, MEASURES)
+    layers = collect_layers(intermediates)
+    if not layers:
+        raise ValueError("no SSM layer in the intermediates (no node with 'input' and 'kernel'); "
+                         "apply the model with mutable=['intermediates']")
+    return [batch_measure(layer.final_kernel, layer.input, measure=measure,
+                          stop_gradient_stats=stop_gradient_stats) for layer in layers]
+
+
+def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = "mean",
+                layer_reduce: str = "sum", stop_gradient_stats: bool = True):
+    """``layer_reduce_l channel_reduce_h tau[l][h]`` on the current batch, for the loss.
+
+    Args:
+      intermediates: intermediates tree of the forward pass (see :func:`collect_layers`):
+        every layer's ``input`` (B, L, H_in) and ``kernel`` (H, L) or (H_out, H_in, L).
+      measure: one of :data:`MEASURES` ("paper" or "covariance").
+      channel_reduce: reduction over a layer's channels, one of :data:`REDUCTIONS`.
+      layer_reduce: reduction over layers, one of :data:`REDUCTIONS`.
+      stop_gradient_stats: ``stop_gradient`` on the statistics (the layer inputs); the
+        gradient then flows through the kernels only.
+
+    Returns:
+      () float scalar.
+    """
+    check_choice("measure", measure, MEASURES)
+    check_choice("channel_reduce", channel_reduce, tuple(REDUCTIONS))
+    check_choice("layer_reduce", layer_reduce, tuple(REDUCTIONS))
+    taus = layer_taus(intermediates, measure=measure, stop_gradient_stats=stop_gradient_stats)
+    per_layer = jnp.stack([REDUCTIONS[channel_reduce](tau) for tau in taus])
+    return REDUCTIONS[layer_reduce](per_layer)

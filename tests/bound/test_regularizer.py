@@ -1,0 +1,127 @@
+"""The regularizer: value, gradient against separately computed kernels, reductions, config."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ssm_jax.bound import (
+    BOUND_DEFAULTS, batch_measure, collect_layers, default_bound_config, generalization_measure,
+    input_statistics, layer_measures, make_regularizer,
+    regularizer, validate_bound_config,
+)
+from ssm_jax.kernels import mimo_kernel, ssm_kernel
+from ssm_jax.layers import SSM_LAYERS
+
+from .conftest import H, L
+
+
+def separate_kernels(model, params, i):
+    """(K, K_rev or None) of block i, computed from its parameters, not from the forward pass."""
+    module = SSM_LAYERS[model.layer](features=H, **model.ssm)
+    p = {"params": params[f"block_{i}"]["ssm"]}
+    if model.layer == "s4d":
+        fn = lambda m: [ssm_kernel(*m.discrete(d), L, conj_sym=m.conj_sym) for d in m.directions]
+    else:
+        fn = lambda m: [mimo_kernel(*m.discrete(), m.C_params[d][..., 0] + 1j * m.C_params[d][..., 1], L,
+                                    conj_sym=m.conj_sym) for d in m.directions]
+    kernels = module.apply(p, method=fn)
+    return kernels[0], (kernels[1] if len(kernels) == 2 else None)
+
+
+def hand_regularizer(model, params, variables, x, stop_gradient_stats):
+    """Mean over channels, sum over layers of generalization_measure, assembled by hand."""
+    apply = lambda params: model.apply({**variables, "params": params}, x, mutable=["intermediates"])[1]
+    sown = apply(jax.lax.stop_gradient(params) if stop_gradient_stats else params)["intermediates"]
+    total = 0.0
+    for i in range(model.n_layers):
+        K, K_rev = separate_kernels(model, params, i)
+        if K_rev is not None:  # y(T) = sum_s K[T-s] u(s) + K_rev[0] u(T)
+            K = K.at[..., 0].add(K_rev[..., 0])
+        mean, std = input_statistics(sown[f"block_{i}"]["ssm"]["input"][0])
+        total = total + jnp.mean(generalization_measure(K, mean, std))
+    return total
+
+
+def model_regularizer(model, params, variables, x, **kwargs):
+    _, state = model.apply({**variables, "params": params}, x, mutable=["intermediates"])
+    return regularizer(state["intermediates"], **kwargs)
+
+
+@pytest.mark.parametrize("name,stop", [("s4d_3_layernorm", False), ("s5_2", True),
+                                       ("s4d_bidirectional", True)])
+def test_gradient_equals_gradient_of_separately_computed_measure(models, name, stop):
+    model, variables, x = models(name)
+    params = variables["params"]
+
+    @jax.jit
+    def both(params):
+        f = lambda p: model_regularizer(model, p, variables, x, stop_gradient_stats=stop)
+        g = lambda p: hand_regularizer(model, p, variables, x, stop)
+        return jax.value_and_grad(f)(params), jax.value_and_grad(g)(params)
+
+    (value, grad), (hand_value, hand_grad) = both(params)
+    np.testing.assert_allclose(value, hand_value, rtol=1e-10)
+    taus = layer_measures(model, variables, x)
+    np.testing.assert_allclose(value, sum(float(t.mean()) for t in taus), rtol=1e-10)
+    flat, hand_flat = jax.tree_util.tree_leaves_with_path(grad), jax.tree_util.tree_leaves(hand_grad)
+    for (path, g), h in zip(flat, hand_flat):
+        np.testing.assert_allclose(g, h, rtol=1e-8, atol=1e-12, err_msg=jax.tree_util.keystr(path))
+    encoder = np.abs(grad["encoder"]["kernel"]).max()
+    assert (encoder == 0) if stop else (encoder > 0)  # stop_gradient_stats: kernels only
+
+
+def test_reductions_and_measures(sown):
+    state = sown("s4d_3_layernorm")
+    for measure in ("paper", "covariance"):
+        taus = np.stack([batch_measure(l.kernel, l.input, measure=measure) for l in collect_layers(state)])
+        for channel, layer_reduce, expected in [("mean", "sum", taus.mean(1).sum()),
+                                                ("sum", "mean", taus.sum(1).mean()),
+                                                ("max", "max", taus.max())]:
+            value = regularizer(state, measure=measure, channel_reduce=channel, layer_reduce=layer_reduce)
+            np.testing.assert_allclose(value, expected, rtol=1e-10)
+
+
+def test_bad_names_and_missing_intermediates():
+    with pytest.raises(ValueError, match="unknown channel_reduce 'median'; valid names: 'mean', 'sum', 'max'"):
+        regularizer({}, channel_reduce="median")
+    with pytest.raises(ValueError, match="unknown layer_reduce 'prod'; valid names: 'mean', 'sum', 'max'"):
+        regularizer({}, layer_reduce="prod")
+    with pytest.raises(ValueError, match="unknown measure 'x'; valid names: 'paper', 'covariance'"):
+        regularizer({}, measure="x")
+    with pytest.raises(ValueError, match="mutable=\\['intermediates'\\]"):
+        regularizer({"block_0": {"norm": {}}})
+
+
+def test_validate_bound_config():
+    cfg = ml_collections.ConfigDict({"bound": {"reg_lambda": 1e-3, "init_scaling": True}})
+    out = validate_bound_config(cfg)
+    assert out.reg_lambda == 1e-3 and out.init_scaling and out.measure == "paper"
+    assert dict(validate_bound_config(default_bound_config())) == BOUND_DEFAULTS
+    assert validate_bound_config({"reg_lambda": 1}).reg_lambda == 1.0
+    from ssm_jax.training.config import default_config  # the trainer's bound section is valid
+    assert set(validate_bound_config(default_config()).keys()) == set(BOUND_DEFAULTS)
+    bad = [({"measure": "l1"}, "unknown bound.measure 'l1'; valid names: 'paper', 'covariance'"),
+           ({"channel_reduce": "min"}, "bound.channel_reduce 'min'; valid names: 'mean', 'sum', 'max'"),
+           ({"layer_reduce": None}, "bound.layer_reduce None; valid names: 'mean', 'sum', 'max'"),
+           ({"reg_lambda": -1.0}, "bound.reg_lambda must be a finite float >= 0"),
+           ({"reg_lambda": "1e-3"}, "bound.reg_lambda must be a finite float >= 0"),
+           ({"init_scaling": 1}, "bound.init_scaling must be True or False"),
+           ({"stop_gradient_stats": "yes"}, "bound.stop_gradient_stats must be True or False"),
+           ({"init_batch_size": 0}, "bound.init_batch_size must be an int >= 1"),
+           ({"lambda": 0.1}, "unknown key\\(s\\) bound.lambda; valid keys: init_scaling")]
+    for section, message in bad:
+        with pytest.raises(ValueError, match=message):
+            validate_bound_config({"bound": section})
+
+
+def test_make_regularizer_is_the_configured_loss_term(sown):
+    state = sown("s4d_3_layernorm")
+    cfg = {"bound": {"measure": "covariance", "channel_reduce": "sum", "layer_reduce": "mean",
+                     "stop_gradient_stats": False}}
+    term = make_regularizer(cfg)
+    expected = regularizer(state, measure="covariance", channel_reduce="sum", layer_reduce="mean",
+                           stop_gradient_stats=False)
+    np.testing.assert_allclose(term(state, {"inputs": None}), expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="bound.measure"):
+        make_regularizer({"measure": "nope"})
