@@ -9,6 +9,8 @@ import pytest
 
 from ssm_jax.models import SequenceModel
 
+pytestmark = pytest.mark.usefixtures("fast_compile")
+
 CASES = [
     ("s4d", {"d_state": 8}, "layer", True),
     ("s4d", {"d_state": 8, "bidirectional": True}, "batch", False),

@@ -10,14 +10,13 @@ import os
 import ml_collections
 
 from ssm_jax.data import resolve_config
+from ssm_jax.bound import MEASURES, REDUCTIONS
 from ssm_jax.kernels import DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS
 from ssm_jax.layers import ACTIVATIONS, NORMS, SSM_LAYERS
 from ssm_jax.layers.s4d import S4D_MODES
 from ssm_jax.models import ENCODERS, HEADS, POOLINGS
 from ssm_jax.training.optim import SCHEDULES
 
-BOUND_MEASURES = ("paper", "covariance")
-REDUCTIONS = ("mean", "sum")
 
 # Keyword arguments each SSM layer accepts in `model.ssm` (besides `features`, set from d_model).
 SSM_KWARGS = {
@@ -75,8 +74,16 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
     try:
         cfg = module.get_config(arg) if arg else module.get_config()
     except (TypeError, ValueError, KeyError, AttributeError) as e:  # e.g. a value of the wrong type
-        raise ConfigError(f"config file {spec!r}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise ConfigError(f"config file {spec!r}: {_one_line(e)}") from None
     return cfg
+
+
+def _one_line(e: BaseException) -> str:
+    """The message of ``e`` (of the exception it wraps, for ml_collections' errors) on one line."""
+    while e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+    text = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(e).__name__
 
 
 def _parse_value(text: str, current):
@@ -217,9 +224,9 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     for key in ("batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
                 "checkpoint_every", "keep_checkpoints"):
         _positive(f"train.{key}", t[key])
-    _choice("bound.measure", b.measure, BOUND_MEASURES)
-    _choice("bound.channel_reduce", b.channel_reduce, REDUCTIONS)
-    _choice("bound.layer_reduce", b.layer_reduce, REDUCTIONS)
+    _choice("bound.measure", b.measure, tuple(MEASURES))
+    _choice("bound.channel_reduce", b.channel_reduce, tuple(REDUCTIONS))
+    _choice("bound.layer_reduce", b.layer_reduce, tuple(REDUCTIONS))
     _positive("bound.reg_lambda", b.reg_lambda, strict=False)
     _positive("bound.init_batch_size", b.init_batch_size)
     try:

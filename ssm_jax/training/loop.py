@@ -66,7 +66,8 @@ def init_variables(model, cfg, train_split, rng):
     """Initialize the model on a training batch; apply the init scaling rule if configured."""
     n = min(cfg.bound.init_batch_size, len(train_split))
     batch = train_split.take(np.random.default_rng(cfg.seed).permutation(len(train_split))[:n])
-    variables = model.init({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
+    # Under jit: eager init compiles every op separately (seconds for a small model).
+    variables = jax.jit(model.init)({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
     if cfg.bound.init_scaling:
         from ssm_jax.bound import rescale_init
 

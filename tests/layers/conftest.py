@@ -9,3 +9,9 @@ def x64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", previous)
+
+
+@pytest.fixture(autouse=True)
+def _fast_compile(fast_compile):
+    """Every layer test compiles with fewer optimizations (see tests/conftest.py)."""
+    yield
