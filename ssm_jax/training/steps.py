@@ -90,7 +90,7 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
     def train_step(state: TrainState, batch):
         rng = jax.random.fold_in(state.rng, state.step)
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state, batch, rng)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return state.apply_gradients(grads, batch_stats), metrics
 
     @jax.jit
