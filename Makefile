@@ -12,7 +12,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/ssm-jax train --config configs/digits.py --workdir results/digits
+	$(PY) -m experiments.paper1.ablation --config configs/paper1/ablation.py:quick
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests

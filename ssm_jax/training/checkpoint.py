@@ -64,3 +64,29 @@ class Checkpoints:
     def close(self):
         self.last.close()
         self.best.close()
+
+
+def load_variables(workdir: str, step: int | None = None, which: str = "best") -> dict:
+    """Model variables (``params``, and ``batch_stats`` if any) saved by ``train_and_evaluate``.
+
+    Args:
+      workdir: the run's work directory.
+      step: the checkpoint step; None = the newest one of ``which``.
+      which: "best" (best-validation checkpoint) or "last" (the last ``keep`` by step).
+    """
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints", which))
+    manager = ocp.CheckpointManager(directory, item_names=ITEMS)
+    try:
+        step = manager.latest_step() if step is None else step
+        if step is None or step not in manager.all_steps():
+            raise FileNotFoundError(f"no {which} checkpoint at step {step} in {directory} "
+                                    f"(steps there: {manager.all_steps()})")
+        out = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
+    finally:
+        manager.close()
+    state = out["state"]
+    variables = {"params": state["params"]}
+    if state.get("batch_stats"):
+        variables["batch_stats"] = state["batch_stats"]
+    return variables

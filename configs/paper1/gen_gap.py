@@ -1,0 +1,56 @@
+"""Paper 1, experiment 2: generalization gap on synthetic regression vs the regularizer (9).
+
+    python -m experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:cpu|:tiny|:paper]
+
+Data: ``synthetic_regression``, Gaussian white-noise inputs, target
+``y = sum_s rho(L-1-s) x_s + noise`` (rho: decaying oscillation). Model: a 1-layer S4D
+regression ``SequenceModel`` (pooling "last"). Sweep: ``reg_lambda`` x training-set size x
+seed (the seed also draws a new dataset). Weight decay is 0, so the regularizer is the only
+explicit one; the numbers are taken at the final parameters (``experiment.checkpoint``).
+"""
+
+import ml_collections
+
+from ssm_jax.training.config import default_config
+
+
+def get_config(arg: str = "cpu"):
+    if arg not in ("cpu", "tiny", "paper"):
+        raise ValueError(f"unknown scale {arg!r}; choose cpu, tiny or paper")
+    c = default_config()
+    c.data.update(name="synthetic_regression", process="white_noise", seq_len=128, in_channels=1,
+                  num_train=256, num_val=256, num_test=2048, noise=0.5, seed=0,
+                  target_kernel="decaying_oscillation", target_decay=16.0, target_period=8.0)
+    c.model.update(layer="s4d", d_model=16, n_layers=1, activation="gelu", norm="batch",
+                   prenorm=True, dropout=0.0, pooling="last")
+    c.model.ssm.update(d_state=32, dt_min=1e-3, dt_max=1e-1)
+    c.optim.update(lr=3e-3, ssm_lr=1e-3, weight_decay=0.0, warmup_steps=50, schedule="cosine")
+    c.train.update(batch_size=32, eval_batch_size=512, num_steps=1500, log_every=100,
+                   eval_every=500, checkpoint_every=1500, keep_checkpoints=1)
+    c.bound.update(init_scaling=False, measure="paper", channel_reduce="mean", layer_reduce="sum")
+    c.experiment = ml_collections.ConfigDict(dict(
+        name="gen_gap",
+        lambdas=[0.0, 1e-4, 1e-3, 1e-2, 1e-1],
+        train_sizes=[64, 256],
+        first_seed=0,
+        num_seeds=3,
+        checkpoint="last",  # "last" (final parameters) or "best" (best validation loss)
+    ))
+    if arg == "tiny":
+        c.data.update(seq_len=32, num_val=32, num_test=64)
+        c.model.update(d_model=4)
+        c.model.ssm.d_state = 4
+        c.train.update(batch_size=16, num_steps=20, log_every=10, eval_every=10,
+                       checkpoint_every=20)
+        c.optim.warmup_steps = 5
+        c.experiment.update(name="gen_gap_tiny", lambdas=[0.0, 1e-2], train_sizes=[32],
+                            num_seeds=2)
+    elif arg == "paper":
+        # The paper's suggested synthetic setting (research notes section 6.1, inferred):
+        # L ~ 1000, a few hundred to a few thousand samples, lambda in 1e-4..1e-1.
+        c.data.update(seq_len=1024, num_test=4096)
+        c.model.update(d_model=64)
+        c.model.ssm.d_state = 64
+        c.train.update(num_steps=5000, eval_every=500, checkpoint_every=5000)
+        c.experiment.update(name="gen_gap_paper", train_sizes=[128, 512, 2048], num_seeds=5)
+    return c

@@ -1,0 +1,122 @@
+"""Experiment 3 (four-way ablation) end to end at the tiny scale; the LRA (paper) configs
+stop with the data registry's message before any training when the data is missing."""
+
+import json
+
+import pytest
+
+from experiments import common
+from experiments.paper1 import ablation
+from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
+
+CONFIG = "configs/paper1/ablation.py"
+
+
+def test_ablation_tiny(tmp_path, xla_cache):
+    proc = run_experiment("ablation", "tiny", tmp_path, cache=xla_cache)
+    assert_ok(proc)
+    rows = read_csv(tmp_path / "table.csv")
+    assert [r["variant"] for r in rows] == ["none", "scale", "reg", "both"]
+    assert [r["label"] for r in rows] == ["w/o (8),(9)", "w/ (8)", "w/ (9)", "w/ (8),(9)"]
+    for r in rows:
+        assert r["task"] == "digits" and r["seeds"] == "1"
+        assert 0 <= float(r["test_accuracy"]) <= 1 and 0 <= float(r["train_accuracy"]) <= 1
+        assert float(r["tau"]) > 0
+    runs = read_csv(tmp_path / "runs.csv")
+    assert sorted(r["run_id"] for r in runs) == sorted(
+        f"digits_{v}_s0" for v in ("none", "scale", "reg", "both"))
+    for r in runs:  # the config of every run matches its variant
+        cfg = json.loads((tmp_path / "runs" / r["run_id"] / "config.json").read_text())
+        assert cfg["bound"]["init_scaling"] == (r["variant"] in ("scale", "both"))
+        assert (cfg["bound"]["reg_lambda"] > 0) == (r["variant"] in ("reg", "both"))
+        assert cfg["train"]["progress"] is False
+    assert "| task | variant | test acc | Δ test vs w/o | train acc | tau |" in proc.stdout
+    assert "| digits | w/ (8),(9) |" in (tmp_path / "table.md").read_text()
+    assert_png(tmp_path / "ablation.png")
+
+
+def test_lra_paper_config_fails_before_training_without_data(tmp_path, xla_cache):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    proc = run_experiment("ablation", "paper", out, cache=xla_cache,
+                          env={"SSM_JAX_DATA": str(empty), "TFDS_DATA_DIR": str(empty)})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = proc.stderr
+    assert "error: task 'listops': ListOps files missing" in err
+    assert str(empty) in err and "basic_train.tsv" in err and "lra_release" in err
+    assert not (out / "runs").exists()
+
+
+@pytest.mark.parametrize("task, fragments", [
+    ("listops", ["ListOps files missing", "basic_train.tsv", "python -m ssm_jax.data.listops"]),
+    ("imdb", ["imdb_reviews", "is not prepared", "tfds build imdb_reviews"]),
+    ("aan", ["Retrieval (AAN) files not found", "new_aan_pairs.train.tsv", "lra_release.gz"]),
+    ("cifar10", ["cifar10", "is not prepared", "tfds build cifar10"]),
+    ("pathfinder", ["pathfinder32/curv_contour_length_14/metadata not found", "lra_release.gz"]),
+])
+def test_each_lra_task_names_its_missing_data(tmp_path, monkeypatch, task, fragments):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("SSM_JAX_DATA", str(empty))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(empty))
+    with pytest.raises(FileNotFoundError) as info:
+        ablation.main(["--config", f"{CONFIG}:{task}", "--out", str(tmp_path / "out")])
+    message = str(info.value)
+    assert message.startswith(f"task {task!r}: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_dir_override_reaches_every_lra_task(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = common.load_experiment_config(f"{CONFIG}:paper", [f"data.data_dir={empty}"])
+    assert list(cfg.experiment.tasks) == ["listops", "imdb", "aan", "cifar10", "pathfinder"]
+    assert {t.data.data_dir for t in cfg.tasks.values()} == {str(empty)}
+    with pytest.raises(FileNotFoundError, match="task 'listops'"):
+        ablation.check_data(cfg)
+
+
+@pytest.mark.parametrize("arg", ["cpu", "quick", "tiny", "ucr", "mnist_small", "paper",
+                                 "listops", "imdb", "aan", "cifar10", "pathfinder"])
+def test_every_scale_validates(arg):
+    cfg = common.load_experiment_config(f"{CONFIG}:{arg}")
+    ablation.check_experiment(cfg)
+    runs = ablation.make_runs(cfg, list(cfg.experiment.tasks))
+    assert len(runs) == len(cfg.experiment.tasks) * 4 * cfg.experiment.num_seeds
+
+
+def test_lra_sizes_follow_the_s4_configs():
+    cfg = common.load_experiment_config(f"{CONFIG}:paper")
+    listops, cifar = cfg.tasks.listops, cfg.tasks.cifar10
+    assert (listops.model.n_layers, listops.model.d_model, listops.model.ssm.d_state) == (6, 256, 4)
+    assert listops.model.prenorm is False and listops.model.ssm.bidirectional is True
+    assert (listops.train.batch_size, listops.train.num_steps, listops.optim.warmup_steps) == (32, 120000, 12000)
+    assert (cifar.model.d_model, cifar.model.ssm.d_state, cifar.model.dropout) == (512, 64, 0.1)
+    assert cfg.tasks.pathfinder.optim.lr == 0.004
+
+
+def test_listops_paper_config_runs_on_generated_files(tmp_path, xla_cache):
+    """The LRA ListOps config (embedding encoder, bidirectional S4D, post-norm BatchNorm) end
+    to end on a small generated ListOps file set, at a tiny width and a few steps."""
+    from ssm_jax.data.listops import write_splits
+
+    data = tmp_path / "data"
+    write_splits(data, num_train=64, num_val=16, num_test=16, seed=0, min_length=50,
+                 max_length=200)
+    proc = run_experiment(
+        "ablation", "listops", tmp_path / "out", f"--config.data.data_dir={data}",
+        "--config.data.seq_len=200", "--config.train.num_steps=4", "--config.train.eval_every=2",
+        "--config.train.checkpoint_every=4", "--config.train.batch_size=8",
+        "--config.train.eval_batch_size=16", "--config.model.d_model=16",
+        "--config.model.n_layers=2", "--config.optim.warmup_steps=1",
+        "--config.bound.init_batch_size=8", "--config.experiment.num_seeds=1",
+        "--config.experiment.tau_batch_size=8", cache=xla_cache)
+    assert_ok(proc)
+    rows = read_csv(tmp_path / "out" / "table.csv")
+    assert [(r["task"], r["variant"]) for r in rows] == [
+        ("listops", v) for v in ("none", "scale", "reg", "both")]
+    cfg = json.loads((tmp_path / "out" / "runs" / "listops_both_s0" / "config.json").read_text())
+    assert cfg["model"]["ssm"]["bidirectional"] is True and cfg["model"]["norm"] == "batch"

@@ -1,0 +1,46 @@
+"""Experiment 2 (generalization gap vs lambda) end to end at the tiny scale, with resume."""
+
+import os
+
+from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
+
+
+def test_gen_gap_tiny_resume_and_stale_runs(tmp_path, xla_cache):
+    proc = run_experiment("gen_gap", "tiny", tmp_path, cache=xla_cache)
+    assert_ok(proc)
+
+    rows = read_csv(tmp_path / "table.csv")
+    assert [(r["train_size"], float(r["reg_lambda"])) for r in rows] == [("32", 0.0), ("32", 0.01)]
+    for r in rows:
+        assert r["seeds"] == "2"
+        assert abs(float(r["gap"]) - (float(r["test_mse"]) - float(r["train_mse"]))) < 1e-5
+        assert float(r["tau"]) > 0
+        assert {"train_mse_std", "test_mse_std", "gap_std", "tau_std"} <= set(r)
+    runs = read_csv(tmp_path / "runs.csv")
+    assert sorted(r["run_id"] for r in runs) == sorted(
+        f"n32_lam{lam}_s{s}" for lam in ("0", "0.01") for s in (0, 1))
+    assert all(r["step"] == "20" for r in runs)  # the last checkpoint
+    corr = read_csv(tmp_path / "correlation.csv")
+    assert [c["runs"] for c in corr] == ["all", "train_size=32"]
+    assert corr[0]["n"] == "4" and -1 <= float(corr[0]["spearman"]) <= 1
+    md = (tmp_path / "table.md").read_text()
+    assert "| train size | lambda | train MSE | test MSE | gap | tau | Δ gap vs lambda=0 (paired) |" in md
+    assert "Spearman" in md
+    assert_png(tmp_path / "gen_gap.png")
+
+    # a rerun skips the finished runs
+    reports = sorted((tmp_path / "runs").glob("*/report.json"))
+    assert len(reports) == 4
+    mtimes = [os.path.getmtime(p) for p in reports]
+    proc = run_experiment("gen_gap", "tiny", tmp_path, cache=xla_cache)
+    assert_ok(proc)
+    assert [os.path.getmtime(p) for p in reports] == mtimes
+    assert read_csv(tmp_path / "table.csv") == rows
+
+    # run directories written with another config are an error, before any training
+    proc = run_experiment("gen_gap", "tiny", tmp_path, "--config.train.num_steps=21",
+                          cache=xla_cache)
+    assert proc.returncode == 2
+    assert "different config" in proc.stderr
+    assert [os.path.getmtime(p) for p in reports] == mtimes
+    assert '"num_steps": 20' in (tmp_path / "config.json").read_text()  # not overwritten
