@@ -40,6 +40,13 @@ RESULTS = os.path.join("results", "paper1")
 # --------------------------------------------------------------------------------- configs
 
 
+def check_names(key: str, values, allowed, what: str = "allowed") -> None:
+    """ConfigError naming ``key`` if any of ``values`` is not in ``allowed``."""
+    for v in values:
+        if v not in allowed:
+            raise ConfigError(f"{key}: unknown name {v!r}; {what}: {', '.join(map(repr, allowed))}")
+
+
 def parse_args(name: str, argv=None, description: str = ""):
     """``(args, overrides)``: ``--config``, ``--out`` and the ``--config.KEY=VALUE`` list."""
     argv = list(sys.argv[1:] if argv is None else argv)

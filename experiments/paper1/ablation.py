@@ -38,14 +38,8 @@ METRICS = ("test_accuracy", "train_accuracy", "tau")
 
 def check_experiment(cfg) -> None:
     e = cfg.experiment
-    for v in e.variants:
-        if v not in LABELS:
-            raise common.ConfigError(f"experiment.variants: unknown variant {v!r}; allowed: "
-                                     f"{', '.join(map(repr, LABELS))}")
-    for t in e.tasks:
-        if t not in cfg.tasks:
-            raise common.ConfigError(f"experiment.tasks: no config for task {t!r}; defined: "
-                                     f"{', '.join(cfg.tasks.keys())}")
+    common.check_names("experiment.variants", e.variants, tuple(LABELS))
+    common.check_names("experiment.tasks", e.tasks, tuple(cfg.tasks.keys()), "defined")
     if e.reg_lambda <= 0 and any(v in ("reg", "both") for v in e.variants):
         raise common.ConfigError("experiment.reg_lambda must be > 0 for the 'reg'/'both' variants")
     if e.num_seeds < 1 or e.tau_batch_size < 2 or e.train_eval_examples < 0:

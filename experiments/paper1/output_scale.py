@@ -35,14 +35,8 @@ QUANTITIES = {"ssm": "last SSM layer, final-time output y(T)", "out": "model out
 def check_experiment(e) -> None:
     from ssm_jax.bound import MEASURES
 
-    for rule in e.rules:
-        if rule != "none" and rule not in MEASURES:
-            raise common.ConfigError(f"experiment.rules: unknown rule {rule!r}; allowed: "
-                                     f"'none', {', '.join(map(repr, MEASURES))}")
-    for name in e.patterns:
-        if name not in e.pattern_specs:
-            raise common.ConfigError(f"experiment.patterns: unknown pattern {name!r}; defined: "
-                                     f"{', '.join(e.pattern_specs.keys())}")
+    common.check_names("experiment.rules", e.rules, ("none",) + tuple(MEASURES))
+    common.check_names("experiment.patterns", e.patterns, tuple(e.pattern_specs.keys()), "defined")
     if not e.depths or min(e.depths) < 1:
         raise common.ConfigError(f"experiment.depths must be positive ints, got {e.depths}")
     if e.num_seeds < 1 or e.rescale_batch < 2 or e.eval_batch < 1:

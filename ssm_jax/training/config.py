@@ -14,7 +14,7 @@ from ssm_jax.bound import MEASURES, REDUCTIONS
 from ssm_jax.kernels import DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS
 from ssm_jax.layers import ACTIVATIONS, NORMS, SSM_LAYERS
 from ssm_jax.layers.s4d import S4D_MODES
-from ssm_jax.models import ENCODERS, HEADS, POOLINGS
+from ssm_jax.models import ENCODERS, POOLINGS
 from ssm_jax.training.optim import SCHEDULES
 
 
