@@ -1,4 +1,5 @@
-# Set-up and entry points. `make run` trains the main job; `make test` runs the test suite.
+# Set-up and entry points. `make run` reproduces the papers at the quick scale (REPORT.md);
+# `make test` runs the test suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -12,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 run: $(VENV)/.installed
-	$(PY) -m experiments.paper1.ablation --config configs/paper1/ablation.py:quick
+	$(VENV)/bin/ssm-jax reproduce --paper all --scale quick --workdir results/reproduce
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests

@@ -5,11 +5,13 @@
 
 from ssm_jax.training.config import default_config
 
+SCALES = ("cpu",)
+
 
 def get_config(arg: str = "cpu"):
     c = default_config()
     c.data.name = "digits"
-    c.model.update(layer="s4d", d_model=64, n_layers=3, activation="glu", norm="layer",
+    c.model.update(layer="s4d", d_model=64, n_layers=3, projection="glu", norm="layer",
                    dropout=0.1, pooling="mean")
     c.model.ssm.update(d_state=32, dt_min=1e-2, dt_max=1e-1)
     c.optim.update(lr=4e-3, ssm_lr=1e-3, weight_decay=0.05, warmup_steps=60)

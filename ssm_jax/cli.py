@@ -1,54 +1,107 @@
-"""`ssm-jax` command line: train, plot."""
+"""`ssm-jax` command line: train, plot, options, reproduce.
+
+Every user error (a bad config key or value, a config file that cannot be loaded, an unusable
+or busy work directory, missing data, a bad plot argument) is one ``error: ...`` line on
+stderr and exit code 2, before any compute; a run stopped by NaN/Inf exits with 3.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _error(prefix: str, e: BaseException) -> int:
+    text = " ".join(str(e).split()) or type(e).__name__
+    print(f"{prefix}: {text}", file=sys.stderr)
+    return 2
+
+
+def split_overrides(argv):
+    """``(argv without --config.KEY=VALUE items, [KEY=VALUE, ...])``."""
+    overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
+    return [a for a in argv if not a.startswith("--config.")], overrides
+
 
 def _train(args, overrides):
-    from ssm_jax.training.config import ConfigError, apply_overrides, load_config, validate_config
+    from ssm_jax.training.config import ConfigError, apply_overrides, load_config, parse_config
     from ssm_jax.training.loop import NonFiniteError, train_and_evaluate
 
     try:
-        cfg = apply_overrides(load_config(args.config), overrides)
-        validate_config(cfg)
+        cfg = parse_config(apply_overrides(load_config(args.config), overrides))
     except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+        return _error("config error", e)
     try:
         train_and_evaluate(cfg, args.workdir)
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except ConfigError as e:  # e.g. resuming a workdir written with another config
+        return _error("config error", e)
+    except USER_ERRORS as e:
+        return _error("error", e)
     return 0
 
 
 def _plot(args, overrides):
     from ssm_jax.training.metrics import plot_metrics
 
-    print(plot_metrics(args.workdir, args.out))
+    try:
+        print(plot_metrics(args.workdir, args.out))
+    except USER_ERRORS as e:
+        return _error("error", e)
+    return 0
+
+
+def _options(args, overrides):
+    from ssm_jax.training.config import describe_config
+
+    lines = describe_config()
+    if args.prefix:
+        lines = [line for line in lines if line.lstrip().startswith(args.prefix)]
+    print("\n".join(lines))
+    return 0
+
+
+def _reproduce(args, overrides):
+    from experiments.reproduce import reproduce
+
+    try:
+        path = reproduce(papers=args.paper, scale=args.scale, workdir=args.workdir,
+                         only=args.only)
+    except USER_ERRORS as e:
+        return _error("error", e)
+    print(f"wrote {path}")
     return 0
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
-    argv = [a for a in argv if not a.startswith("--config.")]
-    parser = argparse.ArgumentParser(prog="ssm-jax", description=__doc__)
+    argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    parser = argparse.ArgumentParser(prog="ssm-jax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train and evaluate a config; resumes from WORKDIR",
-                       epilog="override any config key with --config.KEY=VALUE")
+                       epilog="override any config key with --config.KEY=VALUE; "
+                              "`ssm-jax options` lists every key")
     p.add_argument("--config", required=True, help="configs/<file>.py[:scale]")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=_train)
     p = sub.add_parser("plot", help="draw learning curves of a workdir to PNG")
     p.add_argument("workdir")
-    p.add_argument("--out", default=None)
+    p.add_argument("--out", default=None, help="PNG path (default WORKDIR/learning_curves.png)")
     p.set_defaults(func=_plot)
+    p = sub.add_parser("options", help="list every config key: type, default, allowed values")
+    p.add_argument("prefix", nargs="?", default="", help="only keys starting with this, e.g. model.ssm")
+    p.set_defaults(func=_options)
+    p = sub.add_parser("reproduce", help="run a paper's experiments and write REPORT.md with "
+                                         "a verdict for every claim")
+    p.add_argument("--paper", default="all", choices=["1", "2", "3", "all"])
+    p.add_argument("--scale", default="quick", choices=["quick", "cpu", "paper"])
+    p.add_argument("--workdir", default="results/reproduce",
+                   help="results and REPORT.md (default %(default)s)")
+    p.add_argument("--only", default=None, help="comma-separated experiment names")
+    p.set_defaults(func=_reproduce)
     args = parser.parse_args(argv)
     if overrides and args.command != "train":
         parser.error("--config.KEY=VALUE overrides only apply to `train`")

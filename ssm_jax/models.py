@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from ssm_jax.kernels._checks import check_choice
-from ssm_jax.layers import SequenceBlock
+from ssm_jax.layers import SequenceBlock, layer_names
+from ssm_jax.layers.block import ssm_options
 
 POOLINGS = ("mean", "last", "none")
 ENCODERS = ("embedding", "linear")
@@ -22,7 +23,9 @@ class SequenceModel(nn.Module):
       num_outputs: classes (classification) or target dimension (regression).
       d_model: H, features of every block.
       n_layers: number of blocks (named ``block_0 ... block_{n-1}``).
-      layer: SSM layer name ("s4d" or "s5"); ``ssm`` holds its keyword arguments.
+      layer: registered SSM layer name (``ssm_jax.layers.layer_names()``).
+      ssm: that layer's options: its ``Options`` dataclass (a mapping or None is converted,
+        so the model is hashable and can be a static argument of ``jax.jit``).
       encoder: "embedding" (integer tokens, needs ``vocab_size``) or "linear" (float inputs).
       pooling: "mean" (over valid positions), "last" (last valid position) or "none"
         (per-position outputs).
@@ -33,15 +36,20 @@ class SequenceModel(nn.Module):
     d_model: int = 64
     n_layers: int = 4
     layer: str = "s4d"
-    ssm: Mapping[str, Any] = None
+    ssm: Any = None
     encoder: str = "linear"
     vocab_size: int | None = None
     norm: str = "layer"
     prenorm: bool = True
-    activation: str = "gelu"
+    projection: str = "linear"
     dropout: float = 0.0
     pooling: str = "mean"
     head: str = "classification"
+
+    def __post_init__(self):
+        check_choice("layer", self.layer, layer_names())
+        object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))
+        super().__post_init__()
 
     def validate(self):
         check_choice("pooling", self.pooling, POOLINGS)
@@ -56,33 +64,34 @@ class SequenceModel(nn.Module):
     @nn.compact
     def __call__(self, inputs, lengths=None, *, train: bool = False):
         """Args:
-          inputs: (B, L) int tokens (embedding encoder) or (B, L, C) floats (linear encoder).
-          lengths: (B,) valid lengths (sequences are right-padded); None = all of length L.
+          inputs: (batch, L) int tokens (embedding encoder) or (batch, L, C) floats (linear
+            encoder).
+          lengths: (batch,) valid lengths (sequences are right-padded); None = all of length L.
 
         Returns:
-          (B, num_outputs), or (B, L, num_outputs) with ``pooling="none"``.
+          (batch, num_outputs), or (batch, L, num_outputs) with ``pooling="none"``.
         """
         self.validate()
         expected = 2 if self.encoder == "embedding" else 3
         if inputs.ndim != expected:
-            layout = "(B, L) int tokens" if expected == 2 else "(B, L, C) floats"
+            layout = "(batch, L) int tokens" if expected == 2 else "(batch, L, C) floats"
             raise ValueError(f"inputs must be {layout} for encoder={self.encoder!r}, got shape {inputs.shape}")
-        B, L = inputs.shape[:2]
+        batch, L = inputs.shape[:2]
         if lengths is None:
-            lengths = jnp.full((B,), L, jnp.int32)
-        elif lengths.shape != (B,):
-            raise ValueError(f"lengths must have shape (B,) = {(B,)}, got {lengths.shape}")
-        mask = jnp.arange(L)[None, :] < lengths[:, None]  # (B, L)
+            lengths = jnp.full((batch,), L, jnp.int32)
+        elif lengths.shape != (batch,):
+            raise ValueError(f"lengths must have shape (batch,) = {(batch,)}, got {lengths.shape}")
+        mask = jnp.arange(L)[None, :] < lengths[:, None]  # (batch, L)
         if self.encoder == "embedding":
             x = nn.Embed(self.vocab_size, self.d_model, name="encoder")(inputs)
         else:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
         for i in range(self.n_layers):
             x = SequenceBlock(self.d_model, layer=self.layer, ssm=self.ssm, norm=self.norm,
-                              prenorm=self.prenorm, activation=self.activation,
+                              prenorm=self.prenorm, projection=self.projection,
                               dropout=self.dropout, name=f"block_{i}")(x, mask, train=train)
         if self.pooling == "mean":
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
         elif self.pooling == "last":
-            x = x[jnp.arange(B), jnp.maximum(lengths, 1) - 1]
+            x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
         return nn.Dense(self.num_outputs, name="head")(x)

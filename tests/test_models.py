@@ -85,7 +85,7 @@ def test_bad_configuration_and_input():
         SequenceModel(num_outputs=2, layer="s6").init(jax.random.key(0), x)
     with pytest.raises(ValueError, match="needs vocab_size"):
         SequenceModel(num_outputs=2, encoder="embedding").init(jax.random.key(0), jnp.ones((2, 6), int))
-    with pytest.raises(ValueError, match=r"inputs must be \(B, L, C\) floats.*got shape \(2, 6\)"):
+    with pytest.raises(ValueError, match=r"inputs must be \(batch, L, C\) floats.*got shape \(2, 6\)"):
         SequenceModel(num_outputs=2).init(jax.random.key(0), jnp.ones((2, 6)))
-    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"lengths must have shape \(batch,\) = \(2,\), got \(3,\)"):
         SequenceModel(num_outputs=2).init(jax.random.key(0), x, jnp.ones((3,), int))

@@ -23,8 +23,7 @@ variants; the paper's per-task values are not known. 1e-2 comes from experiment 
 assumed for LRA.
 
 LRA hyper-parameters (``paper``): from the official S4 repository, state-spaces/s4
-``configs/experiment/lra/s4-{listops,imdb,aan,cifar,pathfinder}.yaml`` (commit 62a14bb; the
-ListOps one is also quoted in /work/shared/research/anchors.md): depth, width, state size,
+``configs/experiment/lra/s4-{listops,imdb,aan,cifar,pathfinder}.yaml`` (commit 62a14bb): depth, width, state size,
 norm, pre/post-norm, bidirectional, GLU, dropout, batch size, lr (SSM core lr 1e-3), weight
 decay 0.05, cosine schedule with the listed warm-up and total steps. Assumptions (not in those
 files): the S4 configs are for S4 (DPLR); we use S4D-LegS with the same sizes, as the S4D paper
@@ -39,11 +38,14 @@ import ml_collections
 from ssm_jax.training.config import default_config
 
 VARIANTS = ["none", "scale", "reg", "both"]  # w/o (8),(9); w/ (8); w/ (9); w/ (8),(9)
+LRA_TASKS = ("listops", "imdb", "aan", "cifar10", "pathfinder")
+SCALES = ("cpu", "quick", "tiny", "ucr", "mnist_small", "paper") + LRA_TASKS
 
 
 def _experiment(name, tasks, **kw):
     e = dict(name=name, tasks=list(tasks), variants=list(VARIANTS), reg_lambda=1e-2,
-             first_seed=0, num_seeds=3, train_eval_examples=0, tau_batch_size=256)
+             first_seed=0, num_seeds=3, train_eval_examples=0, tau_batch_size=256,
+             confidence=0.95)
     e.update(kw)
     return ml_collections.ConfigDict(e)
 
@@ -52,7 +54,7 @@ def digits(num_steps=1000):
     """configs/digits.py at width 32 (about 4x faster per step on CPU than width 64)."""
     c = default_config()
     c.data.update(name="digits", seed=0)
-    c.model.update(layer="s4d", d_model=32, n_layers=2, activation="glu", norm="layer",
+    c.model.update(layer="s4d", d_model=32, n_layers=2, projection="glu", norm="layer",
                    prenorm=True, dropout=0.1, pooling="mean")
     c.model.ssm.update(d_state=32, dt_min=1e-2, dt_max=1e-1)
     c.optim.update(lr=4e-3, ssm_lr=1e-3, weight_decay=0.05, warmup_steps=60)
@@ -64,7 +66,7 @@ def digits(num_steps=1000):
 def ucr():
     c = default_config()
     c.data.update(name="ucr", ucr_name="GunPoint", seed=0, standardize=True)
-    c.model.update(layer="s4d", d_model=32, n_layers=2, activation="glu", norm="layer",
+    c.model.update(layer="s4d", d_model=32, n_layers=2, projection="glu", norm="layer",
                    prenorm=True, dropout=0.1, pooling="mean")
     c.model.ssm.update(d_state=32, dt_min=1e-3, dt_max=1e-1)
     c.optim.update(lr=4e-3, ssm_lr=1e-3, weight_decay=0.05, warmup_steps=30)
@@ -104,7 +106,7 @@ def lra(task: str):
         c.data.data_dir = os.environ.get("SSM_JAX_DATA") or "data"
     else:
         c.data.data_dir = None  # LRA: $SSM_JAX_DATA else ./data; tfds: $TFDS_DATA_DIR else ~/tensorflow_datasets
-    c.model.update(layer="s4d", d_model=width, n_layers=layers, activation="glu", norm="batch",
+    c.model.update(layer="s4d", d_model=width, n_layers=layers, projection="glu", norm="batch",
                    prenorm=prenorm, dropout=dropout, pooling="mean")
     c.model.ssm.update(d_state=d_state, dt_min=1e-3, dt_max=1e-1, ssm_init="legs",
                        bidirectional=True)

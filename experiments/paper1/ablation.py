@@ -17,37 +17,65 @@ Every task's data is loaded before any training: missing LRA / tfds data stops t
 with the data registry's message (expected files and how to prepare them).
 
 Writes ``table.csv`` / ``table.md`` (mean ± std over seeds; the paired difference of test
-accuracy to the ``none`` variant), ``runs.csv``, ``ablation.png`` and ``config.json`` to
-``results/paper1/<experiment.name>/``, and prints ``table.md``.
+accuracy to the ``none`` variant with its t-interval), ``runs.csv``, ``ablation.png`` and
+``config.json`` to ``results/paper1/<experiment.name>/``, and prints ``table.md``.
+
+Claims: each of (8), (9) and both improves test accuracy over w/o (paired difference over
+seeds; its t-interval decides), per task. For the LRA tasks the paper's numbers are the
+published S4D ones and "Reg. S4D" (w/ (8),(9)) as quoted by a later paper.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 
 import numpy as np
 
-from experiments import common
+from experiments import figures, runner, sweeps, tables
+from experiments.claims import NO_NUMBER, Claim, interval_verdict
+from experiments.config import seeds
+from ssm_jax.options import OptionError, option
 from ssm_jax.training.checkpoint import load_variables
 
+PAPER = 1
+NAME = "ablation"
+ORDER = 3
 LABELS = {"none": "w/o (8),(9)", "scale": "w/ (8)", "reg": "w/ (9)", "both": "w/ (8),(9)"}
 METRICS = ("test_accuracy", "train_accuracy", "tau")
+# LRA test accuracy (%): S4D as published (S4D-LegS) and "Reg. S4D" (w/ (8),(9)) as quoted by
+# a later paper; the paper's own table is not available.
+LRA_PAPER = {"listops": (60.47, 61.48), "imdb": (86.18, 88.19), "aan": (89.46, 91.25),
+             "cifar10": (88.19, 88.12), "pathfinder": (93.06, 94.93), "pathx": (91.95, 95.63)}
 
 
-def check_experiment(cfg) -> None:
-    e = cfg.experiment
-    common.check_names("experiment.variants", e.variants, tuple(LABELS))
-    common.check_names("experiment.tasks", e.tasks, tuple(cfg.tasks.keys()), "defined")
-    if e.reg_lambda <= 0 and any(v in ("reg", "both") for v in e.variants):
-        raise common.ConfigError("experiment.reg_lambda must be > 0 for the 'reg'/'both' variants")
-    if e.num_seeds < 1 or e.tau_batch_size < 2 or e.train_eval_examples < 0:
-        raise common.ConfigError("need experiment.num_seeds >= 1, tau_batch_size >= 2, "
-                                 "train_eval_examples >= 0")
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    name: str = option("ablation", "results folder name")
+    tasks: tuple = option((), "tasks to run (keys of the config's tasks)", item_kind=str)
+    variants: tuple = option(tuple(LABELS), "variants: none = w/o, scale = w/ (8), reg = w/ (9), "
+                             "both", item_kind=str, choices=tuple(LABELS))
+    reg_lambda: float = option(1e-2, "regularizer weight of the 'reg' and 'both' variants",
+                               positive=True)
+    first_seed: int = option(0, "first seed (init and batch order)", minimum=0)
+    num_seeds: int = option(3, "seeds per variant", positive=True)
+    train_eval_examples: int = option(0, "training examples for train accuracy (0 = all)",
+                                      minimum=0)
+    tau_batch_size: int = option(256, "training examples tau is measured on", minimum=2)
+    confidence: float = option(0.95, "level of the paired-difference intervals", minimum=0.0,
+                               maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
 
 
-def check_data(cfg) -> list:
+def check_experiment(exp) -> None:
+    for task in exp.settings.tasks:
+        if task not in exp.tasks:
+            raise OptionError(f"config key 'experiment.tasks': unknown task {task!r}; defined: "
+                              f"{', '.join(exp.tasks)}")
+
+
+def check_data(exp) -> list:
     """Load every task's dataset before any training; returns the tasks that can run.
 
     Missing data raises the registry's FileNotFoundError (prefixed with the task name). A
@@ -57,9 +85,9 @@ def check_data(cfg) -> list:
     from ssm_jax.data import get_dataset
 
     runnable = []
-    for task in cfg.experiment.tasks:
+    for task in exp.settings.tasks:
         try:
-            ds = get_dataset(cfg.tasks[task].data)
+            ds = get_dataset(exp.tasks[task].data)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"task {task!r}: {e}") from None
         if ds.info.num_documents != 1:
@@ -68,22 +96,30 @@ def check_data(cfg) -> list:
             continue
         runnable.append(task)
     if not runnable:
-        raise ValueError(f"no runnable task among {list(cfg.experiment.tasks)}")
+        raise ValueError(f"no runnable task among {list(exp.settings.tasks)}")
     return runnable
 
 
-def make_runs(cfg, tasks) -> list:
-    e = cfg.experiment
+def make_runs(exp, tasks) -> list:
+    e = exp.settings
     runs = []
     for task in tasks:
         for variant in e.variants:
-            for seed in common.seeds(cfg):
-                run_cfg = common.run_config(cfg.tasks[task], **{
+            for seed in seeds(e):
+                run_cfg = sweeps.run_config(exp.tasks[task], **{
                     "seed": seed,
                     "bound.init_scaling": variant in ("scale", "both"),
                     "bound.reg_lambda": float(e.reg_lambda) if variant in ("reg", "both") else 0.0})
-                runs.append(common.Run(f"{task}_{variant}_s{seed}", run_cfg,
+                runs.append(sweeps.Run(f"{task}_{variant}_s{seed}", run_cfg,
                                        dict(task=task, variant=variant, seed=seed)))
+    return runs
+
+
+def prepare(exp, directory) -> list:
+    """Checks (tasks, data present, run directories), then the runs; nothing is written."""
+    check_experiment(exp)
+    runs = make_runs(exp, check_data(exp))
+    sweeps.check_runs(runs, directory)
     return runs
 
 
@@ -95,8 +131,8 @@ class Evaluator:
         self.datasets, self.models = {}, {}
 
     def __call__(self, run, workdir, report) -> dict:
-        from ssm_jax.data import get_dataset
-        from ssm_jax.training.loop import build_model
+        from ssm_jax.data import Split, get_dataset
+        from ssm_jax.training.loop import build_model, evaluate_model, init_batch
 
         task, cfg = run.meta["task"], run.cfg
         if task not in self.datasets:
@@ -107,21 +143,18 @@ class Evaluator:
         variables = load_variables(workdir, step, "best")
         train_split = ds.train
         if self.e.train_eval_examples and self.e.train_eval_examples < len(ds.train):
-            from ssm_jax.data import Split
-
-            train_split = Split(**common.first_examples(ds.train, self.e.train_eval_examples,
-                                                        cfg.seed))
-        train = common.evaluate_split(model, variables, train_split, cfg.train.eval_batch_size)
-        batch = common.first_examples(ds.train, self.e.tau_batch_size, cfg.seed)
-        tau = common.total_tau(model, variables, batch, cfg.bound.measure)
+            train_split = Split(**init_batch(ds.train, self.e.train_eval_examples, cfg.seed))
+        train = evaluate_model(model, variables, train_split, cfg.train.eval_batch_size)
+        batch = init_batch(ds.train, self.e.tau_batch_size, cfg.seed)
+        tau = sweeps.total_tau(model, variables, batch, cfg.bound.measure)
         return dict(step=step, test_accuracy=report["test"].get("accuracy", float("nan")),
                     validation_accuracy=report["validation"].get("accuracy", float("nan")),
                     train_accuracy=train.get("accuracy", float("nan")), train_loss=train["loss"],
                     test_loss=report["test"]["loss"], tau=tau)
 
 
-def aggregate(cfg, rows, tasks) -> tuple:
-    e = cfg.experiment
+def aggregate(exp, rows, tasks) -> tuple:
+    e = exp.settings
     flat = [{**r["meta"], **r["result"], "run_id": r["run_id"]} for r in rows]
     table = []
     for task in tasks:
@@ -131,17 +164,20 @@ def aggregate(cfg, rows, tasks) -> tuple:
             group = [f for f in flat if f["task"] == task and f["variant"] == variant]
             row = dict(task=task, variant=variant, label=LABELS[variant], seeds=len(group))
             for m in METRICS:
-                row[m], row[f"{m}_std"] = common.mean_std([f[m] for f in group])
+                row[m], row[f"{m}_std"] = tables.mean_std([f[m] for f in group])
             diffs = [f["test_accuracy"] - base[f["seed"]] for f in group if f["seed"] in base]
-            row["test_diff"], row["test_diff_std"] = (common.mean_std(diffs) if variant != "none"
-                                                      else (float("nan"), float("nan")))
+            nan = float("nan")
+            row["test_diff"], row["test_diff_std"] = (tables.mean_std(diffs) if variant != "none"
+                                                      else (nan, nan))
+            _, row["test_diff_low"], row["test_diff_high"] = (
+                tables.t_interval(diffs, e.confidence) if variant != "none" else (nan, nan, nan))
             table.append(row)
     return flat, table
 
 
-def plot(cfg, table, tasks, path) -> str:
-    e = cfg.experiment
-    plt = common.pyplot()
+def plot(exp, table, tasks, path) -> str:
+    e = exp.settings
+    plt = figures.pyplot()
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.4 * len(tasks)), squeeze=False)
     x = np.arange(len(e.variants))
     for i, task in enumerate(tasks):
@@ -167,36 +203,34 @@ def plot(cfg, table, tasks, path) -> str:
             ax.set_xticklabels([LABELS[v] for v in e.variants])
             ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"Ablation of init scaling (8) and regularizer (9), lambda = {e.reg_lambda:g}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)
 
 
-def write(cfg, directory, rows, tasks, elapsed) -> str:
-    e = cfg.experiment
-    flat, table = aggregate(cfg, rows, tasks)
+def write(exp, directory, rows, tasks, elapsed) -> tuple:
+    e = exp.settings
+    flat, table = aggregate(exp, rows, tasks)
     cols = ["task", "variant", "label", "seeds"] + [f"{m}{s}" for m in METRICS + ("test_diff",)
                                                    for s in ("", "_std")]
-    common.write_csv(os.path.join(directory, "table.csv"), table, cols)
-    common.write_csv(os.path.join(directory, "runs.csv"), flat,
+    cols += ["test_diff_low", "test_diff_high"]
+    tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
+    tables.write_csv(os.path.join(directory, "runs.csv"), flat,
                      ["run_id", "task", "variant", "seed", "step", "test_accuracy",
                       "validation_accuracy", "train_accuracy", "test_loss", "train_loss", "tau"])
-    png = plot(cfg, table, tasks, os.path.join(directory, "ablation.png"))
+    png = plot(exp, table, tasks, os.path.join(directory, "ablation.png"))
     md_rows = [dict(task=r["task"], label=r["label"],
-                    test=common.pm(100 * r["test_accuracy"], 100 * r["test_accuracy_std"]),
+                    test=tables.pm(100 * r["test_accuracy"], 100 * r["test_accuracy_std"]),
                     diff="-" if r["variant"] == "none" else
                     f"{100 * r['test_diff']:+.2f} ± {100 * r['test_diff_std']:.2f}",
-                    train=common.pm(100 * r["train_accuracy"], 100 * r["train_accuracy_std"]),
-                    tau=common.pm(r["tau"], r["tau_std"])) for r in table]
-    steps = ", ".join(f"{t}: {cfg.tasks[t].train.num_steps}" for t in tasks)
+                    train=tables.pm(100 * r["train_accuracy"], 100 * r["train_accuracy_std"]),
+                    tau=tables.pm(r["tau"], r["tau_std"])) for r in table]
+    steps = ", ".join(f"{t}: {exp.tasks[t].train.num_steps}" for t in tasks)
     sections = [
         f"# Ablation of init scaling (8) and regularizer (9) ({e.name})",
         f"Mean ± std over {e.num_seeds} seeds (init and batch order; same data split). Accuracy "
         "in %, at the best-validation checkpoint; `Δ test` = paired difference to w/o (8),(9), "
         f"seed by seed. lambda = {e.reg_lambda:g}; steps: {steps}. tau = sum over layers of "
         f"mean tau (paper measure) on {e.tau_batch_size} training examples.",
-        common.markdown_table(md_rows, ["task", "label", "test", "diff", "train", "tau"],
+        tables.markdown_table(md_rows, ["task", "label", "test", "diff", "train", "tau"],
                               ["task", "variant", "test acc", "Δ test vs w/o", "train acc", "tau"]),
     ]
     if len(tasks) > 1:  # the paper's layout: variants x tasks
@@ -205,35 +239,59 @@ def write(cfg, directory, rows, tasks, elapsed) -> str:
             row = {"variant": LABELS[v]}
             for r in table:
                 if r["variant"] == v:
-                    row[r["task"]] = common.pm(100 * r["test_accuracy"], 100 * r["test_accuracy_std"])
+                    row[r["task"]] = tables.pm(100 * r["test_accuracy"], 100 * r["test_accuracy_std"])
             wide.append(row)
         sections += ["## Test accuracy (%), variants x tasks",
-                     common.markdown_table(wide, ["variant"] + list(tasks))]
+                     tables.markdown_table(wide, ["variant"] + list(tasks))]
     skipped = [t for t in e.tasks if t not in tasks]
     if skipped:
         sections.append(f"Not run: {', '.join(skipped)} (two-document retrieval is not supported "
                         "by SequenceModel).")
-    sections.append(f"{common.timing_note(rows, elapsed)} Figure: `{os.path.basename(png)}`.")
-    return common.write_markdown(os.path.join(directory, "table.md"), sections)
+    sections.append(f"{sweeps.timing_note(rows, elapsed)} Figure: `{os.path.basename(png)}`.")
+    tables.write_markdown(os.path.join(directory, "table.md"), sections)
+    return table, tasks
 
 
-def main(argv=None) -> None:
-    args, overrides = common.parse_args("ablation", argv, __doc__.splitlines()[0])
-    cfg = common.load_experiment_config(args.config, overrides)
-    check_experiment(cfg)
-    tasks = check_data(cfg)
-    directory = common.out_dir(args, cfg)
-    runs = make_runs(cfg, tasks)
-    common.check_runs(runs, directory)  # before anything is written
-    common.save_config(cfg, directory)
-    common.enable_compilation_cache()
+def execute(exp, directory, runs, bar) -> dict:
     start = time.perf_counter()
-    rows = common.run_sweep(runs, directory, Evaluator(cfg.experiment), desc="ablation")
-    path = write(cfg, directory, rows, tasks, time.perf_counter() - start)
-    print(f"wrote {directory}/table.md, table.csv, runs.csv, ablation.png")
-    with open(path) as f:
-        print(f.read())
+    tasks = list(dict.fromkeys(r.meta["task"] for r in runs))
+    rows = sweeps.run_sweep(runs, directory, Evaluator(exp.settings), "ablation", bar)
+    table, tasks = write(exp, directory, rows, tasks, time.perf_counter() - start)
+    return {"table": table, "tasks": tasks}
+
+
+def claims(exp, summary) -> list:
+    """Each variant improves test accuracy over w/o, per task (paired over seeds)."""
+    e = exp.settings
+    out = []
+    texts = {"scale": "The init scaling rule (8) improves test accuracy",
+             "reg": "The regularizer (9) improves test accuracy",
+             "both": "The init scaling rule (8) with the regularizer (9) improves test accuracy"}
+    for task in summary["tasks"]:
+        for variant in e.variants:
+            if variant == "none":
+                continue
+            row = next(r for r in summary["table"] if r["task"] == task and r["variant"] == variant)
+            base = next(r for r in summary["table"] if r["task"] == task and r["variant"] == "none")
+            paper = NO_NUMBER
+            if task in LRA_PAPER and variant == "both":
+                s4d, reg = LRA_PAPER[task]
+                paper = f"{s4d:.2f} -> {reg:.2f} ({reg - s4d:+.2f})"
+            out.append(Claim(
+                PAPER, e.name, f"{texts[variant]} ({task})", paper,
+                f"{100 * base['test_accuracy']:.2f} -> {100 * row['test_accuracy']:.2f}; paired "
+                f"{100 * row['test_diff']:+.2f} [{100 * row['test_diff_low']:+.2f}, "
+                f"{100 * row['test_diff_high']:+.2f}] over {row['seeds']} seeds",
+                interval_verdict(row["test_diff_low"], row["test_diff_high"]),
+                f"{e.confidence:.0%} t-interval of the paired test-accuracy difference: above 0 "
+                "= reproduced, below 0 = not reproduced, containing 0 = inconclusive",
+                ("table.md", "runs.csv", "ablation.png")))
+    return out
+
+
+def main(argv=None) -> int:
+    return runner.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(common.main_guard(main))
+    raise SystemExit(main())

@@ -16,31 +16,58 @@ measure on an independent batch of the same pattern
 Writes ``table.csv`` / ``table.md`` (per pattern, mean ± std over seeds), ``spread.csv``
 (spread over patterns: max/min ratio and std of log10 of the scale), ``raw.csv`` (every seed),
 ``output_scale.png`` and ``config.json`` to ``results/paper1/<experiment.name>/``.
+
+Claims: the rule makes the output scale robust to the temporal pattern, for the SSM output
+the theorem is about and for the model output; verdict from the reduction factor of the
+spread over patterns (std of log10 scale without the rule / with it) at every depth.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import time
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import figures, runner, tables
+from experiments.claims import NO_NUMBER, Claim, all_verdict, threshold_verdict
+from experiments.config import seeds
+from ssm_jax.bound import MEASURES
+from ssm_jax.options import OptionError, option
 
+PAPER = 1
+NAME = "output_scale"
+ORDER = 1
 QUANTITIES = {"ssm": "last SSM layer, final-time output y(T)", "out": "model output"}
 
 
-def check_experiment(e) -> None:
-    from ssm_jax.bound import MEASURES
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    name: str = option("output_scale", "results folder name")
+    depths: tuple = option((1, 4), "numbers of blocks", item_kind=int, positive=True)
+    first_seed: int = option(0, "first init seed", minimum=0)
+    num_seeds: int = option(3, "init seeds", positive=True)
+    rules: tuple = option(("none", "paper", "covariance"), "'none' = standard init; a measure "
+                          "= rescale_init with it", item_kind=str, choices=("none",) + MEASURES)
+    patterns: tuple = option((), "input patterns (keys of pattern_specs)", item_kind=str)
+    pattern_specs: object = None  # {pattern: synthetic_regression data keys}
+    rescale_batch: int = option(256, "batch the rule is computed on", minimum=2)
+    eval_batch: int = option(512, "independent batch the scale is measured on", positive=True)
+    min_reduction: float = option(2.0, "claim verdict: the rule must shrink the spread (std of "
+                                  "log10 scale over patterns) at least this many times",
+                                  minimum=1.0)
 
-    common.check_names("experiment.rules", e.rules, ("none",) + tuple(MEASURES))
-    common.check_names("experiment.patterns", e.patterns, tuple(e.pattern_specs.keys()), "defined")
-    if not e.depths or min(e.depths) < 1:
-        raise common.ConfigError(f"experiment.depths must be positive ints, got {e.depths}")
-    if e.num_seeds < 1 or e.rescale_batch < 2 or e.eval_batch < 1:
-        raise common.ConfigError("experiment.num_seeds >= 1, rescale_batch >= 2, eval_batch >= 1")
+    def check(self, prefix=""):
+        specs = dict(self.pattern_specs or {})
+        for p in self.patterns:
+            if p not in specs:
+                raise OptionError(f"config key '{prefix}patterns': unknown pattern {p!r}; "
+                                  f"defined in {prefix}pattern_specs: {', '.join(specs)}")
+        if "none" not in self.rules or len(self.rules) < 2:
+            raise OptionError(f"config key '{prefix}rules' needs 'none' and at least one measure")
 
 
 def sample_pattern(data_cfg, spec, num: int, seed) -> np.ndarray:
@@ -49,7 +76,7 @@ def sample_pattern(data_cfg, spec, num: int, seed) -> np.ndarray:
     from ssm_jax.data import dataset_defaults
     from ssm_jax.data.synthetic import sample_process
 
-    params = {**dataset_defaults("synthetic_regression"), **data_cfg.to_dict(), **spec.to_dict()}
+    params = {**dataset_defaults("synthetic_regression"), **dict(data_cfg), **dict(spec)}
     return sample_process(params["process"], num, params["seq_len"], params["in_channels"],
                           seed=seed, params=params)
 
@@ -69,28 +96,29 @@ def make_scale_fn(model):
     return scales
 
 
-def measure(cfg) -> list:
-    """One row per (depth, seed, pattern, rule) with the two RMS scales."""
-    from tqdm import tqdm
+def prepare(exp, directory) -> list:
+    """The cases (depth, seed, pattern) to measure (no training)."""
+    e = exp.settings
+    return [(d, s, p) for d in e.depths for s in seeds(e) for p in e.patterns]
 
+
+def measure(exp, jobs, bar) -> list:
+    """One row per (depth, seed, pattern, rule) with the two RMS scales."""
     from ssm_jax.bound import rescale_init
     from ssm_jax.data import DatasetInfo
     from ssm_jax.training.loop import build_model
 
-    e = cfg.experiment
-    base = common.trainer_configs(cfg)["main"]
-    info = DatasetInfo(name="synthetic_regression", seq_len=base.data.seq_len,
+    e, base = exp.settings, exp.main
+    info = DatasetInfo(name="synthetic_regression", seq_len=base.data["seq_len"],
                        input_kind="floats", vocab_size=None,
                        in_channels=base.data.get("in_channels", 1), num_classes=None)
-    jobs = [(d, s, p) for d in e.depths for s in common.seeds(cfg) for p in e.patterns]
     rows, models = [], {}
-    for depth, seed, pattern in tqdm(jobs, desc="output_scale", unit="case", dynamic_ncols=True):
+    for depth, seed, pattern in jobs:
         if depth not in models:
-            model_cfg = common.run_config(base, **{"model.n_layers": depth}).model
-            model = build_model(model_cfg, info)
+            model = build_model(base.replace(**{"model.n_layers": depth}).model, info)
             models[depth] = (model, make_scale_fn(model))
         model, scales = models[depth]
-        k = list(e.pattern_specs.keys()).index(pattern)
+        k = list(e.pattern_specs).index(pattern)
         spec = e.pattern_specs[pattern]
         x_rule = sample_pattern(base.data, spec, e.rescale_batch, (seed, k, 0))
         x_eval = sample_pattern(base.data, spec, e.eval_batch, (seed, k, 1))
@@ -100,22 +128,23 @@ def measure(cfg) -> list:
             ssm, out = jax.device_get(scales(v, x_eval))
             rows.append(dict(depth=depth, seed=seed, pattern=pattern, rule=rule,
                              ssm=float(ssm), out=float(out)))
+        bar.update(1)
     return rows
 
 
-def aggregate(cfg, raw: list) -> tuple:
+def aggregate(exp, raw: list) -> tuple:
     """Per (depth, pattern): mean/std over seeds per quantity and rule; spread over patterns."""
-    e = cfg.experiment
+    e = exp.settings
     table, spread = [], []
     for depth in e.depths:
         for pattern in e.patterns:
             row = dict(depth=depth, pattern=pattern,
-                       process=e.pattern_specs[pattern].process)
+                       process=e.pattern_specs[pattern]["process"])
             for q in QUANTITIES:
                 for rule in e.rules:
                     vals = [r[q] for r in raw if (r["depth"], r["pattern"], r["rule"]) ==
                             (depth, pattern, rule)]
-                    row[f"{q}_{rule}"], row[f"{q}_{rule}_std"] = common.mean_std(vals)
+                    row[f"{q}_{rule}"], row[f"{q}_{rule}_std"] = tables.mean_std(vals)
             table.append(row)
         for q in QUANTITIES:
             for rule in e.rules:
@@ -127,10 +156,10 @@ def aggregate(cfg, raw: list) -> tuple:
     return table, spread
 
 
-def plot(cfg, table: list, raw: list, path: str) -> str:
+def plot(exp, table: list, raw: list, path: str) -> str:
     """Grouped bars (seed means, log y) with min-max over seeds as error bars."""
-    e = cfg.experiment
-    plt = common.pyplot()
+    e = exp.settings
+    plt = figures.pyplot()
     depths, rules, patterns = list(e.depths), list(e.rules), list(e.patterns)
     fig, axes = plt.subplots(len(QUANTITIES), len(depths), squeeze=False,
                              figsize=(max(5.0, 0.9 * len(patterns)) * len(depths), 3.6 * len(QUANTITIES)))
@@ -157,65 +186,89 @@ def plot(cfg, table: list, raw: list, path: str) -> str:
             ax.grid(axis="y", alpha=0.3)
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
-    fig.suptitle(f"Output scale at initialization per input pattern (L={cfg.data.seq_len}; "
+    fig.suptitle(f"Output scale at initialization per input pattern (L={exp.main.data['seq_len']}; "
                  f"mean over {e.num_seeds} init seeds, bars: min-max)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)
 
 
-def write(cfg, directory: str, raw: list, elapsed: float) -> list:
-    e = cfg.experiment
-    table, spread = aggregate(cfg, raw)
+def write(exp, directory: str, raw: list, elapsed: float) -> tuple:
+    e = exp.settings
+    table, spread = aggregate(exp, raw)
     value_cols = [f"{q}_{rule}{s}" for q in QUANTITIES for rule in e.rules for s in ("", "_std")]
-    common.write_csv(os.path.join(directory, "table.csv"), table,
+    tables.write_csv(os.path.join(directory, "table.csv"), table,
                      ["depth", "pattern", "process"] + value_cols)
-    common.write_csv(os.path.join(directory, "spread.csv"), spread,
+    tables.write_csv(os.path.join(directory, "spread.csv"), spread,
                      ["depth", "quantity", "rule", "min", "max", "max_over_min", "std_log10"])
-    common.write_csv(os.path.join(directory, "raw.csv"), raw,
+    tables.write_csv(os.path.join(directory, "raw.csv"), raw,
                      ["depth", "seed", "pattern", "rule", "ssm", "out"])
     md_rows = []
     for r in table:
         md = dict(depth=r["depth"], pattern=r["pattern"])
         for q in QUANTITIES:
             for rule in e.rules:
-                md[f"{q}_{rule}"] = common.pm(r[f"{q}_{rule}"], r[f"{q}_{rule}_std"])
+                md[f"{q}_{rule}"] = tables.pm(r[f"{q}_{rule}"], r[f"{q}_{rule}_std"])
         md_rows.append(md)
     cols = ["depth", "pattern"] + [f"{q}_{rule}" for q in QUANTITIES for rule in e.rules]
     heads = ["depth", "pattern"] + [f"{q} ({rule})" for q in QUANTITIES for rule in e.rules]
-    png = plot(cfg, table, raw, os.path.join(directory, "output_scale.png"))
+    png = plot(exp, table, raw, os.path.join(directory, "output_scale.png"))
     sections = [
         f"# Output scale at initialization ({e.name})",
         f"RMS at initialization on an independent batch of {e.eval_batch} sequences of length "
-        f"{cfg.data.seq_len}; mean ± std over {e.num_seeds} init seeds. `ssm`: final-time output "
+        f"{exp.main.data['seq_len']}; mean ± std over {e.num_seeds} init seeds. `ssm`: final-time output "
         "y(T) = sum_s K[L-1-s] u(s) of the last SSM layer (no D term); `out`: model output. "
         "Rules: `none` = standard S4D init; `paper` / `covariance` = `rescale_init` with that "
         f"measure on a separate batch of {e.rescale_batch} sequences of the same pattern.",
-        common.markdown_table(md_rows, cols, heads),
+        tables.markdown_table(md_rows, cols, heads),
         "## Spread over patterns (of the seed means)",
-        common.markdown_table(spread, ["depth", "quantity", "rule", "min", "max", "max_over_min",
+        tables.markdown_table(spread, ["depth", "quantity", "rule", "min", "max", "max_over_min",
                                        "std_log10"]),
         f"Wall-clock: {elapsed:.0f} s. Figure: `{os.path.basename(png)}`.",
     ]
-    common.write_markdown(os.path.join(directory, "table.md"), sections)
-    return [png]
+    tables.write_markdown(os.path.join(directory, "table.md"), sections)
+    return table, spread
 
 
-def main(argv=None) -> None:
-    args, overrides = common.parse_args("output_scale", argv, __doc__.splitlines()[0])
-    cfg = common.load_experiment_config(args.config, overrides)
-    check_experiment(cfg.experiment)
-    directory = common.out_dir(args, cfg)
-    common.save_config(cfg, directory)
-    common.enable_compilation_cache()
+def execute(exp, directory, jobs, bar) -> dict:
+    import time
+
     start = time.perf_counter()
-    raw = measure(cfg)
-    write(cfg, directory, raw, time.perf_counter() - start)
-    print(f"wrote {directory}/table.md, table.csv, spread.csv, raw.csv, output_scale.png")
-    with open(os.path.join(directory, "table.md")) as f:
-        print(f.read())
+    raw = measure(exp, jobs, bar)
+    table, spread = write(exp, directory, raw, time.perf_counter() - start)
+    return {"spread": spread}
+
+
+def claims(exp, summary) -> list:
+    """The rule shrinks the spread over patterns, for the SSM output and the model output."""
+    e = exp.settings
+    spread = {(s["depth"], s["quantity"], s["rule"]): s for s in summary["spread"]}
+    rule = next(r for r in e.rules if r != "none")
+    out = []
+    texts = {"ssm": "The init scaling rule (8) makes the output scale of an SSM at "
+                    "initialization robust to the temporal pattern of the input",
+             "out": "The rule (8) makes the output scale of the deep model robust to the "
+                    "temporal pattern of the input"}
+    for q, text in texts.items():
+        parts, verdicts = [], []
+        for depth in e.depths:
+            none, ruled = spread[depth, q, "none"], spread[depth, q, rule]
+            factor = none["std_log10"] / max(ruled["std_log10"], 1e-12)
+            verdicts.append(threshold_verdict(factor, lambda f: f >= e.min_reduction,
+                                              lambda f: f <= 1.0))
+            parts.append(f"depth {depth}: max/min {none['max_over_min']:.3g}x -> "
+                         f"{ruled['max_over_min']:.3g}x (spread / {factor:.3g})")
+        out.append(Claim(
+            paper=PAPER, experiment=e.name, text=f"{text} ({QUANTITIES[q]}, rule '{rule}')",
+            paper_value=NO_NUMBER, ours="; ".join(parts), verdict=all_verdict(verdicts),
+            rule=f"reproduced if the std of log10(scale) over {len(e.patterns)} patterns "
+                 f"shrinks >= {e.min_reduction:g}x at every depth; not reproduced if it does "
+                 "not shrink at some depth",
+            evidence=("table.md", "spread.csv", "output_scale.png")))
+    return out
+
+
+def main(argv=None) -> int:
+    return runner.main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(common.main_guard(main))
+    raise SystemExit(main())

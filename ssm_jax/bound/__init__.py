@@ -7,15 +7,15 @@
 * :func:`collect_layers`: every layer's kernel and input from a forward pass's intermediates.
 * :func:`layer_measures`, :func:`rescale_init`: per-layer tau of a model; the scaling rule.
 * :func:`regularizer`: reduction of every layer's tau inside a jitted loss.
-* :func:`validate_bound_config`, :func:`make_regularizer`: the ``bound`` config section and
-  the loss term it configures (``term(intermediates, batch)``).
+* :class:`BoundOptions`, :func:`validate_bound_config`, :func:`make_regularizer`: the
+  ``bound`` config section and the loss term it configures (``term(intermediates, batch)``).
 """
 
 from ssm_jax.bound.collect import LayerIO, collect_layers
 from ssm_jax.bound.config import (
-    BOUND_DEFAULTS, default_bound_config, make_regularizer, validate_bound_config,
+    BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, validate_bound_config,
 )
-from ssm_jax.bound.init_scaling import OUTPUT_PARAMS, layer_measures, rescale_init
+from ssm_jax.bound.init_scaling import layer_measures, rescale_init
 from ssm_jax.bound.measure import (
     MEASURES, batch_measure, covariance_measure, final_time_kernel, generalization_measure,
 )
@@ -23,7 +23,7 @@ from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
 from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
 
 __all__ = [
-    "BOUND_DEFAULTS", "MEASURES", "OUTPUT_PARAMS", "REDUCTIONS", "LayerIO", "StatsState",
+    "BOUND_DEFAULTS", "BoundOptions", "MEASURES", "REDUCTIONS", "LayerIO", "StatsState",
     "StreamingStatistics", "batch_measure", "collect_layers", "covariance_measure",
     "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
     "layer_measures", "layer_taus", "make_regularizer", "regularizer", "rescale_init",

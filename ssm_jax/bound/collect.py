@@ -1,6 +1,6 @@
 """Read every SSM layer's kernel and input from the ``intermediates`` a forward pass sowed.
 
-Any layer that sows ``input`` (B, L, H_in) and ``kernel`` ((H, L) or (H_out, H_in, L)), and
+Any layer that sows ``input`` (batch, L, H_in) and ``kernel`` ((H, L) or (H_out, H_in, L)), and
 optionally ``kernel_rev``, is found, whatever its type (S4D, S5, later layers).
 """
 
@@ -22,7 +22,7 @@ class LayerIO(NamedTuple):
       name: module path joined by "/", e.g. ``"block_0/ssm"`` (with ``"[j]"`` appended when a
         module was applied more than once).
       kernel: (H, L) or (H_out, H_in, L) float, forward kernel.
-      input: (B, L, H_in) float, the layer's input as sown (padded positions already zeroed
+      input: (batch, L, H_in) float, the layer's input as sown (padded positions already zeroed
         by the block).
       kernel_rev: None, or the backward kernel of a bidirectional layer (shape of ``kernel``).
     """

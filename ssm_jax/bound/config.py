@@ -1,31 +1,40 @@
-"""The ``bound`` section of an experiment config (read by the trainer).
+"""The ``bound`` section of an experiment config (read by the trainer): :class:`BoundOptions`.
 
-Keys: ``init_scaling`` (bool, apply :func:`rescale_init` before training), ``init_batch_size``
-(int >= 1, sequences of the batch it uses), ``reg_lambda`` (float >= 0, weight of
-:func:`regularizer` in the loss; 0 = off), ``measure`` (:data:`MEASURES`), ``channel_reduce``
-and ``layer_reduce`` (:data:`REDUCTIONS`), ``stop_gradient_stats`` (bool).
+Keys: ``init_scaling`` (apply :func:`rescale_init` before training), ``init_batch_size``
+(sequences of the batch it uses), ``reg_lambda`` (weight of :func:`regularizer` in the loss;
+0 = off), ``measure`` (:data:`MEASURES`), ``channel_reduce`` and ``layer_reduce``
+(:data:`REDUCTIONS`), ``stop_gradient_stats``.
 """
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
+import dataclasses
 
 import ml_collections
 
+from ssm_jax import options as opt
 from ssm_jax.bound.measure import MEASURES
 from ssm_jax.bound.regularizer import REDUCTIONS, regularizer
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.options import option
 
-BOUND_DEFAULTS = dict(
-    init_scaling=False,
-    init_batch_size=256,
-    reg_lambda=0.0,
-    measure="paper",
-    channel_reduce="mean",
-    layer_reduce="sum",
-    stop_gradient_stats=True,
-)
+
+@dataclasses.dataclass(frozen=True)
+class BoundOptions:
+    """The validated ``bound`` section (frozen)."""
+
+    init_scaling: bool = option(False, "apply the init scaling rule (8) before training")
+    init_batch_size: int = option(256, "training sequences of the batch the init rule uses",
+                                  minimum=1)
+    reg_lambda: float = option(0.0, "weight of the regularizer (9) in the loss; 0 = off",
+                               minimum=0.0)
+    measure: str = option("paper", "generalization measure", choices=MEASURES)
+    channel_reduce: str = option("mean", "reduction of tau over a layer's channels",
+                                 choices=tuple(REDUCTIONS))
+    layer_reduce: str = option("sum", "reduction over layers", choices=tuple(REDUCTIONS))
+    stop_gradient_stats: bool = option(True, "treat the input statistics as constants")
+
+
+BOUND_DEFAULTS = opt.defaults(BoundOptions)
 
 
 def default_bound_config() -> ml_collections.ConfigDict:
@@ -33,50 +42,27 @@ def default_bound_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(BOUND_DEFAULTS))
 
 
-def validate_bound_config(cfg) -> ml_collections.ConfigDict:
-    """Check the ``bound`` section and return it completed with the defaults.
+def validate_bound_config(cfg) -> BoundOptions:
+    """The ``bound`` section as :class:`BoundOptions`.
 
     Args:
-      cfg: a whole config with a ``bound`` entry, or the ``bound`` section itself (a
-        ConfigDict or a mapping). Missing keys take the values of :data:`BOUND_DEFAULTS`.
-
-    Returns:
-      a new ConfigDict with all the keys of :data:`BOUND_DEFAULTS`.
+      cfg: a whole config with a ``bound`` entry, the ``bound`` section itself (a ConfigDict or
+        a mapping; missing keys take the defaults), or a BoundOptions.
 
     Raises:
-      ValueError naming the bad key (``bound.<key>``) and the allowed values.
+      OptionError (a ValueError) naming the bad key (``bound.<key>``) and the allowed values.
     """
-    section = cfg["bound"] if "bound" in cfg else cfg
-    values = dict(section.items()) if hasattr(section, "items") else None
-    if values is None:
-        raise ValueError(f"bound config must be a mapping, got {type(section).__name__}")
-    unknown = sorted(set(values) - set(BOUND_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown key(s) bound.{', bound.'.join(unknown)}; "
-                         f"valid keys: {', '.join(BOUND_DEFAULTS)}")
-    out = {**BOUND_DEFAULTS, **values}
-    for key in ("init_scaling", "stop_gradient_stats"):
-        if not isinstance(out[key], bool):
-            raise ValueError(f"bound.{key} must be True or False, got {out[key]!r}")
-    size = out["init_batch_size"]
-    if isinstance(size, bool) or not isinstance(size, Integral) or size < 1:
-        raise ValueError(f"bound.init_batch_size must be an int >= 1, got {size!r}")
-    lam = out["reg_lambda"]
-    if isinstance(lam, bool) or not isinstance(lam, Real) or not (math.isfinite(lam) and lam >= 0):
-        raise ValueError(f"bound.reg_lambda must be a finite float >= 0, got {lam!r}")
-    check_choice("bound.measure", out["measure"], MEASURES)
-    check_choice("bound.channel_reduce", out["channel_reduce"], tuple(REDUCTIONS))
-    check_choice("bound.layer_reduce", out["layer_reduce"], tuple(REDUCTIONS))
-    out["reg_lambda"] = float(lam)
-    return ml_collections.ConfigDict(out)
+    if isinstance(cfg, BoundOptions):
+        return cfg
+    section = cfg["bound"] if hasattr(cfg, "keys") and "bound" in cfg.keys() else cfg
+    return opt.parse(BoundOptions, section, "bound.")
 
 
 def make_regularizer(cfg):
     """The regularizer as a loss term configured by the ``bound`` section.
 
     Args:
-      cfg: a whole config with a ``bound`` entry, or the ``bound`` section (validated with
-        :func:`validate_bound_config`).
+      cfg: :class:`BoundOptions`, or anything :func:`validate_bound_config` takes.
 
     Returns:
       ``term(intermediates, batch=None) -> () float``: :func:`regularizer` of the forward pass's

@@ -49,7 +49,7 @@ def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = 
 
     Args:
       intermediates: intermediates tree of the forward pass (see :func:`collect_layers`):
-        every layer's ``input`` (B, L, H_in) and ``kernel`` (H, L) or (H_out, H_in, L).
+        every layer's ``input`` (batch, L, H_in) and ``kernel`` (H, L) or (H_out, H_in, L).
       measure: one of :data:`MEASURES` ("paper" or "covariance").
       channel_reduce: reduction over a layer's channels, one of :data:`REDUCTIONS`.
       layer_reduce: reduction over layers, one of :data:`REDUCTIONS`.

@@ -10,7 +10,7 @@ Retrieval (``aan``): ``new_aan_pairs.{train,eval,test}.tsv``, no header, tab-sep
 columns ``label id1 id2 text1 text2`` (label written as ``0``/``1`` or ``0.0``/``1.0``).
 Each text is encoded as UTF-8 bytes, id = byte + 1 (pad 0, vocab 257, as tfds'
 ``ByteTextEncoder`` in LRA), truncated to ``seq_len`` (4000 in LRA).
-Batches: ``inputs (B, 2, L) int32``, ``lengths (B, 2) int32``, ``labels (B,) int32``.
+Batches: ``inputs (batch, 2, L) int32``, ``lengths (batch, 2) int32``, ``labels (batch,) int32``.
 
 Pathfinder (``pathfinder``, default resolution 32) and Path-X (``pathx`` = resolution 128):
 ``pathfinder{R}/{difficulty}/metadata/*.npy`` and the PNGs they name. Despite the suffix,
@@ -20,8 +20,8 @@ each metadata file is *text*: one line per image, space-separated fields
 grayscale ``R x R`` PNGs, flattened row by row to length ``R*R``. Examples follow the sorted
 metadata file names and line order; they are split 80/10/10 by a seeded permutation
 (``seed``). The pixels are cached (uint8, memory-mapped ``.npy``) under the cache dir.
-``input_kind="floats"`` gives ``(B, R*R, 1)`` float32 pixel/255; ``"tokens"`` gives
-``(B, R*R)`` int32 pixel values 0..255 (vocab 256; no padding, all lengths full).
+``input_kind="floats"`` gives ``(batch, R*R, 1)`` float32 pixel/255; ``"tokens"`` gives
+``(batch, R*R)`` int32 pixel values 0..255 (vocab 256; no padding, all lengths full).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 - ``fashion_mnist_idx``: Fashion-MNIST from idx gzip files, by default those of Debian's
   ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``).
 
-Image sets give ``(B, 784, 1)`` float32 pixel/255 (``input_kind="floats"``) or ``(B, 784)``
+Image sets give ``(batch, 784, 1)`` float32 pixel/255 (``input_kind="floats"``) or ``(batch, 784)``
 int32 pixel tokens (``"tokens"``, vocab 256).
 """
 

@@ -4,13 +4,13 @@ Every dataset is a builder function registered with the defaults of all the conf
 accepts. ``get_dataset(cfg)`` checks the keys *before* building anything, fills in the
 defaults and calls the builder with a plain ``dict``.
 
-Batch layout, the same for every dataset (``B`` = batch size, ``L`` = ``info.seq_len``):
+Batch layout, the same for every dataset (``batch`` = batch size, ``L`` = ``info.seq_len``):
 
-- ``inputs``: ``(B, L)`` int32 token ids (``info.input_kind == "tokens"``) or
-  ``(B, L, C)`` float32 (``"floats"``, ``C = info.in_channels``). Two-document retrieval
-  uses ``(B, 2, L)`` int32 tokens.
-- ``lengths``: ``(B,)`` int32 number of real (non-pad) steps; ``(B, 2)`` for retrieval.
-- ``labels``: ``(B,)`` int32 class ids, or ``(B,) + info.target_shape`` float32 targets
+- ``inputs``: ``(batch, L)`` int32 token ids (``info.input_kind == "tokens"``) or
+  ``(batch, L, C)`` float32 (``"floats"``, ``C = info.in_channels``). Two-document retrieval
+  uses ``(batch, 2, L)`` int32 tokens.
+- ``lengths``: ``(batch,)`` int32 number of real (non-pad) steps; ``(batch, 2)`` for retrieval.
+- ``labels``: ``(batch,)`` int32 class ids, or ``(batch,) + info.target_shape`` float32 targets
   when ``info.num_classes is None`` (regression).
 """
 
@@ -234,10 +234,27 @@ def resolve_config(cfg: Any) -> dict:
             f"unknown config key(s) {unknown} for dataset {name!r}; "
             f"allowed keys: {', '.join(['name'] + sorted(entry.defaults))}"
         )
+    for key, value in raw.items():
+        raw[key] = _check_type(name, key, value, entry.defaults[key])
     resolved = dict(entry.defaults)
     resolved.update(raw)
     resolved["name"] = name
     return resolved
+
+
+def _check_type(name: str, key: str, value, default):
+    """``value`` of key ``key`` checked against the type of its default (None: any type)."""
+    if default is None or value is None and default is None:
+        return value
+    kind = type(default)
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, kind))
+    if not ok:
+        raise ValueError(f"key {key!r} of dataset {name!r} must be of type {kind.__name__} "
+                         f"(default {default!r}), got {value!r}")
+    return float(value) if kind is float else value
 
 
 def get_dataset(cfg: Any) -> Dataset:

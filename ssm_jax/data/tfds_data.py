@@ -6,12 +6,12 @@ TensorFlow needed). Nothing is ever downloaded: a dataset that is not prepared i
 FileNotFoundError telling how to prepare it.
 
 - ``imdb`` (``imdb_reviews``): byte level, id = UTF-8 byte + 1 (pad 0, vocab 257),
-  truncated to ``seq_len`` (4096, LRA Text). ``inputs (B, L) int32``.
+  truncated to ``seq_len`` (4096, LRA Text). ``inputs (batch, L) int32``.
 - ``cifar10``: grayscale ``round(0.2989 R + 0.5870 G + 0.1140 B)`` (the ITU-R 601 weights of
   ``tf.image.rgb_to_grayscale``), length 1024 (LRA Image).
 - ``mnist``, ``fashion_mnist``: length 784.
-Images: ``input_kind="floats"`` gives ``(B, L, 1)`` float32 pixel/255, ``"tokens"`` gives
-``(B, L)`` int32 pixel values (vocab 256). The tfds ``train`` split is cut into train and
+Images: ``input_kind="floats"`` gives ``(batch, L, 1)`` float32 pixel/255, ``"tokens"`` gives
+``(batch, L)`` int32 pixel values (vocab 256). The tfds ``train`` split is cut into train and
 validation (``validation_fraction``, seeded); ``test`` is the tfds test split. Processed
 arrays are cached (npz) under the cache dir.
 """

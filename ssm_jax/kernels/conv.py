@@ -22,6 +22,41 @@ def _log_powers(log_Lambda, l):
     return jnp.where(l == 0, jnp.zeros_like(scaled), scaled)
 
 
+def chunked_vandermonde(Lambda_bar, length: int, contract, *, chunk_size: int):
+    """``contract(V)`` over the taps ``l = 0..length-1`` of ``V[..., l] = Lambda_bar ** l``,
+    block by block.
+
+    The powers of one block, ``V (..., T)`` with ``T = chunk_size`` taps, are built, contracted
+    to the kernel's taps ``(..., T)`` and dropped; each block is ``jax.checkpoint``-ed, so the
+    backward pass rebuilds them too. Memory is ``O(Lambda_bar.size * chunk_size)`` plus the
+    output in both passes, whatever the length.
+
+    Args:
+      Lambda_bar: (...) complex, discrete eigenvalues (any shape).
+      length: L, number of taps.
+      contract: ``(V (..., T) complex) -> (..., T)``; linear in V (e.g. an einsum with C B).
+      chunk_size: taps per block, ``1 <= chunk_size``.
+
+    Returns:
+      ``(..., L)``: the contracted taps in order (the leading axes are those ``contract``
+      returns).
+    """
+    chunk_size = int(min(chunk_size, length))
+    num_chunks = -(-length // chunk_size)
+    log_Lambda = jnp.log(Lambda_bar.astype(jnp.result_type(Lambda_bar, jnp.complex64)))
+
+    @jax.checkpoint
+    def block(start):
+        l = start + jnp.arange(chunk_size)  # (T,)
+        return contract(jnp.exp(_log_powers(log_Lambda[..., None], l)))
+
+    if num_chunks == 1:
+        return block(0)[..., :length]
+    K = lax.map(block, jnp.arange(num_chunks) * chunk_size)  # (chunks, ..., T)
+    K = jnp.moveaxis(K, 0, -2)  # (..., chunks, T)
+    return K.reshape(K.shape[:-2] + (num_chunks * chunk_size,))[..., :length]
+
+
 def _check_siso(Lambda_bar, B_bar, C):
     check_rank("Lambda_bar", Lambda_bar, (2,), "(H, N)")
     check_same("Lambda_bar", Lambda_bar.shape, "B_bar", B_bar.shape, "SSM parameters must match")
@@ -31,7 +66,7 @@ def _check_siso(Lambda_bar, B_bar, C):
 def ssm_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chunk_size=None):
     """Convolution kernels of H independent diagonal SISO SSMs.
 
-    ``K[h, l] = c * Re(sum_n C[h, n] * B_bar[h, n] * Lambda_bar[h, n] ** l)``, ``c = 2`` if
+    ``K[h, l] = scale * Re(sum_n C[h, n] * B_bar[h, n] * Lambda_bar[h, n] ** l)``, ``scale = 2`` if
     ``conj_sym`` (one state of each conjugate pair is stored) else 1.
 
     Args:
@@ -55,23 +90,10 @@ def ssm_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chun
     H, N = Lambda_bar.shape
     if chunk_size is None:
         chunk_size = max(1, _MAX_BLOCK_ELEMENTS // max(H * N, 1))
-    chunk_size = int(min(chunk_size, length))
-    num_chunks = -(-length // chunk_size)
     CB = C * B_bar  # (H, N)
-    log_Lambda = jnp.log(Lambda_bar.astype(jnp.result_type(Lambda_bar, jnp.complex64)))  # (H, N)
     scale = 2.0 if conj_sym else 1.0
-
-    @jax.checkpoint
-    def block(start):
-        l = start + jnp.arange(chunk_size)  # (T,)
-        V = jnp.exp(_log_powers(log_Lambda[:, :, None], l))  # (H, N, T)
-        return scale * jnp.einsum("hn,hnt->ht", CB, V).real  # (H, T)
-
-    if num_chunks == 1:
-        return block(0)[:, :length]
-    starts = jnp.arange(num_chunks) * chunk_size
-    K = lax.map(block, starts)  # (num_chunks, H, T)
-    return jnp.moveaxis(K, 0, 1).reshape(H, num_chunks * chunk_size)[:, :length]
+    contract = lambda V: scale * jnp.einsum("hn,hnt->ht", CB, V).real  # (H, T)
+    return chunked_vandermonde(Lambda_bar, length, contract, chunk_size=chunk_size)
 
 
 def causal_conv(u, K):
@@ -111,7 +133,7 @@ def ssm_step(h, u_t, Lambda_bar, B_bar, C, *, conj_sym: bool = True):
 
     Returns:
       (h_new, y_t): ``h_new = Lambda_bar * h + B_bar * u_t[:, None]`` (H, N) and
-      ``y_t = c * Re(sum_n C * h_new)`` (H,).
+      ``y_t = scale * Re(sum_n C * h_new)`` (H,).
     """
     _check_siso(Lambda_bar, B_bar, C)
     check_same("h", jnp.shape(h), "Lambda_bar", Lambda_bar.shape, "state shape")
@@ -151,7 +173,7 @@ def ssm_recurrence(u, Lambda_bar, B_bar, C, *, conj_sym: bool = True, method: st
 def mimo_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chunk_size=None):
     """Matrix-valued kernel of one diagonal MIMO SSM (S5).
 
-    ``K[o, i, l] = c * Re(sum_p C[o, p] * B_bar[p, i] * Lambda_bar[p] ** l)``, so that
+    ``K[o, i, l] = scale * Re(sum_p C[o, p] * B_bar[p, i] * Lambda_bar[p] ** l)``, so that
     ``y[t, o] = sum_i sum_{s <= t} K[o, i, t - s] * u[s, i]``.
 
     Args:
@@ -175,15 +197,6 @@ def mimo_kernel(Lambda_bar, B_bar, C, length: int, *, conj_sym: bool = True, chu
     H_out, H_in = C.shape[0], B_bar.shape[1]
     if chunk_size is None:
         chunk_size = max(1, _MAX_BLOCK_ELEMENTS // max(H_out * H_in, Lambda_bar.shape[0], 1))
-    chunk_size = int(min(chunk_size, length))
-    num_chunks = -(-length // chunk_size)
-    log_Lambda = jnp.log(Lambda_bar.astype(jnp.result_type(Lambda_bar, jnp.complex64)))
     scale = 2.0 if conj_sym else 1.0
-
-    @jax.checkpoint
-    def block(start):
-        V = jnp.exp(_log_powers(log_Lambda[:, None], start + jnp.arange(chunk_size)))  # (P, T)
-        return scale * jnp.einsum("op,pi,pt->oit", C, B_bar, V).real  # (H_out, H_in, T)
-
-    K = lax.map(block, jnp.arange(num_chunks) * chunk_size)  # (chunks, H_out, H_in, T)
-    return jnp.moveaxis(K, 0, 2).reshape(H_out, H_in, num_chunks * chunk_size)[..., :length]
+    contract = lambda V: scale * jnp.einsum("op,pi,pt->oit", C, B_bar, V).real  # (H_out, H_in, T)
+    return chunked_vandermonde(Lambda_bar, int(length), contract, chunk_size=chunk_size)

@@ -1,14 +1,24 @@
-"""Flax modules that own SSM parameters and call the pure kernels."""
+"""Flax modules that own SSM parameters and call the pure kernels.
 
-from ssm_jax.layers.block import ACTIVATIONS, NORMS, SSM_LAYERS, SequenceBlock
-from ssm_jax.layers.s4d import S4D
-from ssm_jax.layers.s5 import S5
+Every SSM layer implements the protocol of :mod:`ssm_jax.layers.base` and registers itself
+with ``@register_layer(name)``. The modules of this package are imported here, so a new
+layer type is one new module: nothing else needs an edit.
+"""
 
-# Parameter names of the SSM core (eigenvalues, input matrix, step size) in every SSM layer:
-# the optimizer puts these in the SSM group (own learning rate, no weight decay).
-SSM_CORE_PARAMS = frozenset({
-    "Lambda_re", "Lambda_im", "B_re", "B_im", "B", "log_step",
-    "Lambda_re_rev", "Lambda_im_rev", "B_re_rev", "B_im_rev", "log_step_rev",
-})
+import importlib
+import pkgutil
 
-__all__ = ["ACTIVATIONS", "NORMS", "S4D", "S5", "SSM_CORE_PARAMS", "SSM_LAYERS", "SequenceBlock"]
+from ssm_jax.layers.base import (LAYERS, SSMLayer, find_layers, get_layer, get_params,
+                                 layer_names, layer_options, map_layers, register_layer,
+                                 update_params)
+from ssm_jax.layers.block import NORMS, PROJECTIONS, SequenceBlock
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in ("base", "block"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+globals().update({cls.__name__: cls for cls in LAYERS.values()})  # S4D, S5, ...
+
+__all__ = ["LAYERS", "NORMS", "PROJECTIONS", "SSMLayer", "SequenceBlock", "find_layers",
+           "get_layer", "get_params", "layer_names", "layer_options", "map_layers",
+           "register_layer", "update_params"] + [cls.__name__ for cls in LAYERS.values()]

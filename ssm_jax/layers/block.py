@@ -1,42 +1,56 @@
-"""Residual sequence block: norm -> SSM -> activation -> dropout -> linear -> dropout -> residual."""
+"""Residual sequence block: norm -> SSM -> GELU -> dropout -> output projection -> dropout ->
+residual."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from ssm_jax.kernels._checks import check_choice
-from ssm_jax.layers.s4d import S4D
-from ssm_jax.layers.s5 import S5
+from ssm_jax.layers.base import get_layer, layer_options
 
-SSM_LAYERS = {"s4d": S4D, "s5": S5}
 NORMS = ("layer", "batch")
-ACTIVATIONS = ("gelu", "glu")
+PROJECTIONS = ("linear", "glu")
+
+
+def ssm_options(layer: str, ssm: Any):
+    """``ssm`` (None, a mapping or the layer's Options) as the Options of ``layer``."""
+    return layer_options(layer, ssm)
 
 
 class SequenceBlock(nn.Module):
-    """One residual block around an SSM layer (the SSM submodule is always named ``ssm``).
+    """One residual block around an SSM layer.
 
-    ``activation="gelu"``: ``Dense(H)(dropout(gelu(ssm(x))))``; ``"glu"``: the dense layer
-    has 2H outputs ``(a, b)`` and returns ``a * sigmoid(b)``. Pre-norm normalizes the block input,
+    ``x -> Dropout(GELU(SSM(norm(x))))`` then the output projection: ``projection="linear"``:
+    ``Dense(H)``; ``"glu"``: a dense layer with 2H outputs ``(a, b)`` returning
+    ``a * sigmoid(b)``; then dropout and the residual. Pre-norm normalizes the block input,
     post-norm the block output. Padded positions (``mask == False``) are zeroed before the SSM,
-    so they never reach valid positions (also in the backward direction of bidirectional layers).
+    so they never reach valid positions (also in the backward direction of bidirectional
+    layers).
+
+    Attributes:
+      features: H.
+      layer: registered SSM layer name (``ssm_jax.layers.layer_names()``).
+      ssm: the layer's options (its ``Options`` dataclass; a mapping is converted).
     """
 
     features: int
     layer: str = "s4d"
-    ssm: Mapping[str, Any] = None  # keyword arguments of the SSM layer
+    ssm: Any = None
     norm: str = "layer"
     prenorm: bool = True
-    activation: str = "gelu"
+    projection: str = "glu"
     dropout: float = 0.0
 
+    def __post_init__(self):
+        object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))  # hashable, checked
+        super().__post_init__()
+
     def validate(self):
-        check_choice("layer", self.layer, tuple(SSM_LAYERS))
         check_choice("norm", self.norm, NORMS)
-        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("projection", self.projection, PROJECTIONS)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -47,15 +61,16 @@ class SequenceBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, mask, *, train: bool = False):
-        """Args: x: (B, L, H) float; mask: (B, L) bool, True at valid positions. Returns (B, L, H)."""
+        """Args: x: (batch, L, H) float; mask: (batch, L) bool, True at valid positions.
+        Returns (batch, L, H)."""
         self.validate()
         skip = x
         if self.prenorm:
             x = self._norm(x, train, "norm")
         x = x * mask[..., None]
-        x = SSM_LAYERS[self.layer](features=self.features, **dict(self.ssm or {}), name="ssm")(x)
+        x = get_layer(self.layer)(features=self.features, **self.ssm.as_kwargs(), name="ssm")(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(nn.gelu(x))
-        if self.activation == "glu":
+        if self.projection == "glu":
             a, b = jnp.split(nn.Dense(2 * self.features, name="out")(x), 2, axis=-1)
             x = a * nn.sigmoid(b)
         else:

@@ -7,78 +7,139 @@ import jax
 import jax.numpy as jnp
 
 from ssm_jax.kernels import (
-    LAMBDA_INITS, causal_conv, discretize, init_Lambda, log_step_uniform, ssm_kernel,
-    ssm_recurrence, ssm_step,
+    DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS, causal_conv, discretize, init_Lambda,
+    log_step_uniform, ssm_kernel, ssm_recurrence, ssm_step,
 )
 from ssm_jax.kernels._checks import check_choice, check_rank, check_same
+from ssm_jax.layers.base import SSMLayer, register_layer
+from ssm_jax.options import option, require
 
 S4D_MODES = ("conv", "recurrent")
+DIRECTIONS = ("", "_rev")  # parameter-name suffixes of the forward and backward directions
+_CORE = ("Lambda_re", "Lambda_im", "B_re", "B_im", "log_step")
+_OUTPUT = ("C_re", "C_im")
 
 
 def _rows(values):
-    """Initializer that repeats a (n,) vector over H rows: shape (H, n)."""
+    """Initializer that repeats a (M,) vector over H rows: shape (H, M)."""
     return lambda key, shape, dtype: jnp.broadcast_to(jnp.asarray(values, dtype), shape)
 
 
-class S4D(nn.Module):
+def _stacked(params, names):
+    """``params[name]`` of every direction present, stacked on a leading axis if bidirectional."""
+    present = [d for d in DIRECTIONS if names[0] + d in params]
+    parts = [tuple(params[n + d] for n in names) for d in present]
+    if len(parts) == 1:
+        return parts[0]
+    return tuple(jnp.stack(p) for p in zip(*parts))
+
+
+def _unstacked(params, values: dict):
+    """Write ``{name: array}`` back, splitting the leading direction axis if bidirectional."""
+    out = dict(params)
+    bidirectional = "Lambda_re_rev" in params
+    for name, value in values.items():
+        if bidirectional:
+            for i, d in enumerate(DIRECTIONS):
+                out[name + d] = value[i].astype(params[name + d].dtype)
+        else:
+            out[name] = value.astype(params[name].dtype)
+    return type(params)(out)
+
+
+@register_layer("s4d")
+class S4D(SSMLayer):
     """Diagonal state space layer (S4D) over a batch of sequences.
 
-    Parameters (real arrays): ``Lambda_re, Lambda_im, B_re, B_im, C_re, C_im`` (H, n),
-    ``log_step`` (H,) and ``D`` (H,), with ``n = d_state // 2`` stored modes (one of each
-    conjugate pair, read out as 2 Re) when ``conj_sym``, else ``n = d_state``. A bidirectional
+    Parameters (real arrays): ``Lambda_re, Lambda_im, B_re, B_im, C_re, C_im`` (H, M),
+    ``log_step`` (H,) and ``D`` (H,), with ``M = d_state // 2`` stored modes (one of each
+    conjugate pair, read out as 2 Re) when ``conj_sym``, else ``M = d_state``. A bidirectional
     layer has a second set with suffix ``_rev`` for the backward direction.
 
-    Intermediates (sown only when "intermediates" is mutable): ``input`` (B, L, H), the layer
-    input, and ``kernel`` (H, L) (plus ``kernel_rev``), the kernel of the convolution; in
+    Intermediates (sown only when "intermediates" is mutable): ``input`` (batch, L, H), the
+    layer input, and ``kernel`` (H, L) (plus ``kernel_rev``), the kernel of the convolution; in
     recurrent mode it is computed only for this purpose.
+
+    Protocol: eigenvalues ``(H, M)`` complex and step sizes ``(H,)``, stacked over the
+    directions as ``(2, H, M)`` / ``(2, H)`` when bidirectional.
     """
 
     features: int  # H
-    d_state: int = 64  # N
-    ssm_init: str = "legs"  # Lambda initialization: legs | lin | inv | real
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    discretization: str = "zoh"
-    mode: str = "conv"
-    scan_method: str = "auto"
-    conj_sym: bool = True
-    bidirectional: bool = False
-    clip_eigs: bool = False  # use min(Re Lambda, -1e-4) in the forward pass
+    d_state: int = option(64, "state size N per channel (stored modes M = N/2 with conj_sym)",
+                          positive=True)
+    ssm_init: str = option("legs", "eigenvalue initialization", choices=LAMBDA_INITS)
+    dt_min: float = option(1e-3, "smallest initial step size", positive=True)
+    dt_max: float = option(1e-1, "largest initial step size", positive=True)
+    discretization: str = option("zoh", "discretization method", choices=DISCRETIZATIONS)
+    mode: str = option("conv", "convolution (FFT) or recurrence (scan)", choices=S4D_MODES)
+    scan_method: str = option("auto", "scan backend of the recurrent mode", choices=SCAN_METHODS)
+    conj_sym: bool = option(True, "store one eigenvalue of each conjugate pair (read out 2 Re)")
+    bidirectional: bool = option(False, "add a backward-in-time SSM")
+    clip_eigs: bool = option(False, "use min(Re Lambda, -1e-4) in the forward pass")
     param_dtype: jnp.dtype = jnp.float32
 
+    core_params = frozenset(n + d for n in _CORE for d in DIRECTIONS)
+    output_params = frozenset(n + d for n in _OUTPUT for d in DIRECTIONS)
+
+    @classmethod
+    def check_options(cls, o, prefix=""):
+        require(not (o.conj_sym and o.d_state % 2), prefix + "d_state",
+                f"= {o.d_state} must be even with {prefix}conj_sym=True")
+        require(o.dt_min <= o.dt_max, prefix + "dt_min",
+                f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
+
+    @staticmethod
+    def eigenvalues(params):
+        re, im = _stacked(params, ("Lambda_re", "Lambda_im"))
+        return re + 1j * im
+
+    @staticmethod
+    def with_eigenvalues(params, Lambda):
+        shape = jnp.shape(_stacked(params, ("Lambda_re",))[0])
+        Lambda = jnp.broadcast_to(jnp.asarray(Lambda), shape)
+        return _unstacked(params, {"Lambda_re": Lambda.real, "Lambda_im": jnp.imag(Lambda)})
+
+    @staticmethod
+    def step_sizes(params):
+        return jnp.exp(_stacked(params, ("log_step",))[0])
+
+    @staticmethod
+    def with_step_sizes(params, step):
+        shape = jnp.shape(_stacked(params, ("log_step",))[0])
+        return _unstacked(params, {"log_step": jnp.log(jnp.broadcast_to(jnp.asarray(step), shape))})
+
     def setup(self):
-        check_choice("Lambda init", self.ssm_init, LAMBDA_INITS)
-        check_choice("S4D mode", self.mode, S4D_MODES)
-        if self.conj_sym and self.d_state % 2:
-            raise ValueError(f"d_state must be even with conj_sym=True, got {self.d_state}")
-        H, n = self.features, self.n_modes
-        Lambda0 = init_Lambda(self.ssm_init, n)
+        self.options()  # checks every option (names the key and the allowed values)
+        H, M = self.features, self.n_modes
+        Lambda0 = init_Lambda(self.ssm_init, M)
         complex_normal = nn.initializers.normal(2 ** -0.5)  # C ~ CN(0, 1)
-        dt = self.param_dtype
+        pdt = self.param_dtype
         params = {}
         for d in self.directions:
             params[d] = dict(
-                Lambda_re=self.param("Lambda_re" + d, _rows(Lambda0.real), (H, n), dt),
-                Lambda_im=self.param("Lambda_im" + d, _rows(Lambda0.imag), (H, n), dt),
-                B_re=self.param("B_re" + d, nn.initializers.ones, (H, n), dt),
-                B_im=self.param("B_im" + d, nn.initializers.zeros, (H, n), dt),
-                C_re=self.param("C_re" + d, complex_normal, (H, n), dt),
-                C_im=self.param("C_im" + d, complex_normal, (H, n), dt),
-                log_step=self.param("log_step" + d, log_step_uniform, (H,), self.dt_min, self.dt_max, dt),
+                Lambda_re=self.param("Lambda_re" + d, _rows(Lambda0.real), (H, M), pdt),
+                Lambda_im=self.param("Lambda_im" + d, _rows(Lambda0.imag), (H, M), pdt),
+                B_re=self.param("B_re" + d, nn.initializers.ones, (H, M), pdt),
+                B_im=self.param("B_im" + d, nn.initializers.zeros, (H, M), pdt),
+                C_re=self.param("C_re" + d, complex_normal, (H, M), pdt),
+                C_im=self.param("C_im" + d, complex_normal, (H, M), pdt),
+                log_step=self.param("log_step" + d, log_step_uniform, (H,), self.dt_min,
+                                    self.dt_max, pdt),
             )
         self.ssm_params = params
-        self.D = self.param("D", nn.initializers.normal(1.0), (H,), self.param_dtype)
+        self.D = self.param("D", nn.initializers.normal(1.0), (H,), pdt)
 
     @property
     def n_modes(self) -> int:
+        """M, the stored (complex) modes per channel."""
         return self.d_state // 2 if self.conj_sym else self.d_state
 
     @property
     def directions(self):
-        return ("", "_rev") if self.bidirectional else ("",)
+        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
 
     def discrete(self, d: str = ""):
-        """Discretized ``(Lambda_bar, B_bar, C)`` of direction ``d``, each (H, n) complex."""
+        """Discretized ``(Lambda_bar, B_bar, C)`` of direction ``d``, each (H, M) complex."""
         p = self.ssm_params[d]
         re = jnp.minimum(p["Lambda_re"], -1e-4) if self.clip_eigs else p["Lambda_re"]
         step = jnp.exp(p["log_step"])[:, None]
@@ -86,7 +147,7 @@ class S4D(nn.Module):
         return Lambda_bar, B_factor * (p["B_re"] + 1j * p["B_im"]), p["C_re"] + 1j * p["C_im"]
 
     def __call__(self, u, *, mode: str | None = None):
-        """Args: u: (B, L, H) real. Returns y: (B, L, H) real."""
+        """Args: u: (batch, L, H) real. Returns y: (batch, L, H) real."""
         check_rank("u", u, (3,), "(batch, L, H)")
         check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
         mode = self.mode if mode is None else mode
@@ -110,18 +171,18 @@ class S4D(nn.Module):
         return jax.vmap(run)(u)
 
     def init_state(self, batch_size: int):
-        """Zero state for :meth:`step`: (batch, H, n) complex64."""
+        """Zero state for :meth:`step`: (batch, H, M) complex64."""
         return jnp.zeros((batch_size, self.features, self.n_modes), jnp.complex64)
 
     def step(self, state, u_t):
         """One time step (causal layers only), for step-by-step inference.
 
         Args:
-          state: (B, H, n) complex.
-          u_t: (B, H) real input.
+          state: (batch, H, M) complex.
+          u_t: (batch, H) real input.
 
         Returns:
-          (state, y_t): the new state and the output (B, H).
+          (state, y_t): the new state and the output (batch, H).
         """
         if self.bidirectional:
             raise ValueError("step mode needs a causal layer (bidirectional=False)")

@@ -7,12 +7,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm_jax.kernels import discretize, hippo_n, linear_recurrence, log_step_uniform, mimo_kernel
+from ssm_jax.kernels import (DISCRETIZATIONS, SCAN_METHODS, discretize, hippo_n, linear_recurrence,
+                             log_step_uniform, mimo_kernel)
 from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.layers.base import SSMLayer, register_layer
+from ssm_jax.options import option, require
 
 
 def _block_hippo_n(P: int, blocks: int, conj_sym: bool):
-    """Block-diagonal HiPPO-N eigenbasis: Lambda (P',), V (P, P') with P' = P/2 if conj_sym."""
+    """Block-diagonal HiPPO-N eigenbasis: Lambda (M,), V (P, M) with M = P/2 if conj_sym."""
     if P % blocks:
         raise ValueError(f"d_state P={P} must be divisible by blocks={blocks}")
     size = P // blocks
@@ -24,38 +27,73 @@ def _block_hippo_n(P: int, blocks: int, conj_sym: bool):
     return Lambda, V
 
 
-class S5(nn.Module):
-    """S5 layer: ``x[t] = Lambda_bar * x[t-1] + B_bar u[t]``, ``y[t] = c Re(C x[t]) + D u[t]``.
+@register_layer("s5")
+class S5(SSMLayer):
+    """S5 layer: ``x[t] = Lambda_bar * x[t-1] + B_bar u[t]``, ``y[t] = scale * Re(C x[t]) + D u[t]`` (scale = 2 under conj_sym, else 1).
 
     Parameters (real arrays; complex matrices as (..., 2) real/imaginary pairs):
-    ``Lambda_re, Lambda_im`` (P',), ``B`` (P', H, 2), ``C`` (H, P', 2) (plus ``C_rev`` if
-    bidirectional, sharing Lambda and B with the forward direction), ``log_step`` (P',), ``D`` (H,); ``P' = d_state // 2`` under
-    ``conj_sym`` (c = 2), else ``P' = d_state`` (c = 1). Initialization: block-diagonal HiPPO-N
-    eigenvalues, ``B = V^H B0`` and ``C = C0 V`` with Lecun-normal B0, C0 (S5's recipe).
+    ``Lambda_re, Lambda_im`` (M,), ``B`` (M, H, 2), ``C`` (H, M, 2) (plus ``C_rev`` if
+    bidirectional, sharing Lambda and B with the forward direction), ``log_step`` (M,),
+    ``D`` (H,); ``M = d_state // 2`` stored modes under ``conj_sym`` (read out as 2 Re), else
+    ``M = P = d_state``. Initialization: block-diagonal HiPPO-N eigenvalues, ``B = V^H B0``
+    and ``C = C0 V`` with Lecun-normal B0, C0 (S5's recipe).
 
-    Intermediates (sown when "intermediates" is mutable): ``input`` (B, L, H) and ``kernel``
-    (H, H, L) (plus ``kernel_rev``), the matrix-valued kernel of the layer.
+    Intermediates (sown when "intermediates" is mutable): ``input`` (batch, L, H) and
+    ``kernel`` (H, H, L) (plus ``kernel_rev``), the matrix-valued kernel of the layer.
+
+    Protocol: eigenvalues ``(M,)`` complex and step sizes ``(M,)``.
     """
 
     features: int  # H
-    d_state: int = 64  # P
-    blocks: int = 1  # J blocks of the block-diagonal HiPPO-N initialization
-    dt_min: float = 1e-3
-    dt_max: float = 1e-1
-    discretization: str = "zoh"
-    scan_method: str = "auto"
-    conj_sym: bool = True
-    bidirectional: bool = False
-    clip_eigs: bool = False
+    d_state: int = option(64, "state size P (stored modes M = P/2 with conj_sym)", positive=True)
+    blocks: int = option(1, "J blocks of the block-diagonal HiPPO-N initialization", positive=True)
+    dt_min: float = option(1e-3, "smallest initial step size", positive=True)
+    dt_max: float = option(1e-1, "largest initial step size", positive=True)
+    discretization: str = option("zoh", "discretization method", choices=DISCRETIZATIONS)
+    scan_method: str = option("auto", "scan backend", choices=SCAN_METHODS)
+    conj_sym: bool = option(True, "store one eigenvalue of each conjugate pair (read out 2 Re)")
+    bidirectional: bool = option(False, "add a backward-in-time output map C_rev")
+    clip_eigs: bool = option(False, "use min(Re Lambda, -1e-4) in the forward pass")
     param_dtype: jnp.dtype = jnp.float32
 
+    core_params = frozenset({"Lambda_re", "Lambda_im", "B", "log_step"})
+    output_params = frozenset({"C", "C_rev"})
+
+    @classmethod
+    def check_options(cls, o, prefix=""):
+        require(o.d_state % o.blocks == 0, prefix + "d_state",
+                f"= {o.d_state} must be divisible by blocks = {o.blocks} ({prefix}blocks)")
+        require(not (o.conj_sym and (o.d_state // o.blocks) % 2), prefix + "d_state",
+                f"= {o.d_state} must be even (per block of {prefix}blocks = {o.blocks}) "
+                f"with {prefix}conj_sym=True")
+        require(o.dt_min <= o.dt_max, prefix + "dt_min",
+                f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
+
+    @staticmethod
+    def eigenvalues(params):
+        return params["Lambda_re"] + 1j * params["Lambda_im"]
+
+    @staticmethod
+    def with_eigenvalues(params, Lambda):
+        Lambda = jnp.broadcast_to(jnp.asarray(Lambda), params["Lambda_re"].shape)
+        return type(params)({**params, "Lambda_re": Lambda.real.astype(params["Lambda_re"].dtype),
+                             "Lambda_im": jnp.imag(Lambda).astype(params["Lambda_im"].dtype)})
+
+    @staticmethod
+    def step_sizes(params):
+        return jnp.exp(params["log_step"])
+
+    @staticmethod
+    def with_step_sizes(params, step):
+        log_step = jnp.log(jnp.broadcast_to(jnp.asarray(step), params["log_step"].shape))
+        return type(params)({**params, "log_step": log_step.astype(params["log_step"].dtype)})
+
     def setup(self):
+        self.options()  # checks every option (names the key and the allowed values)
         H, P = self.features, self.d_state
-        if self.conj_sym and (P // self.blocks) % 2:
-            raise ValueError(f"conj_sym needs an even block size d_state/blocks, got {P}/{self.blocks}")
         Lambda0, V = _block_hippo_n(P, self.blocks, self.conj_sym)
-        Pc = Lambda0.shape[0]
-        dt = self.param_dtype
+        M = Lambda0.shape[0]
+        pdt = self.param_dtype
         const = lambda value: (lambda key, shape, dtype: jnp.asarray(value, dtype).reshape(shape))
         lecun = nn.initializers.lecun_normal()
 
@@ -71,40 +109,40 @@ class S5(nn.Module):
             C0 = lecun(k_re, (H, P), dtype) + 1j * lecun(k_im, (H, P), dtype)
             return pairs(C0 @ jnp.asarray(V), dtype)
 
-        self.Lambda_re = self.param("Lambda_re", const(Lambda0.real), (Pc,), dt)
-        self.Lambda_im = self.param("Lambda_im", const(Lambda0.imag), (Pc,), dt)
-        self.B = self.param("B", B_init, (Pc, H, 2), dt)
-        self.C_params = {d: self.param("C" + d, C_init, (H, Pc, 2), dt) for d in self.directions}
-        self.log_step = self.param("log_step", log_step_uniform, (Pc,), self.dt_min, self.dt_max, dt)
-        self.D = self.param("D", nn.initializers.normal(1.0), (H,), dt)
+        self.Lambda_re = self.param("Lambda_re", const(Lambda0.real), (M,), pdt)
+        self.Lambda_im = self.param("Lambda_im", const(Lambda0.imag), (M,), pdt)
+        self.B = self.param("B", B_init, (M, H, 2), pdt)
+        self.C_params = {d: self.param("C" + d, C_init, (H, M, 2), pdt) for d in self.directions}
+        self.log_step = self.param("log_step", log_step_uniform, (M,), self.dt_min, self.dt_max, pdt)
+        self.D = self.param("D", nn.initializers.normal(1.0), (H,), pdt)
 
     @property
     def directions(self):
         return ("", "_rev") if self.bidirectional else ("",)
 
     def discrete(self):
-        """Discretized ``(Lambda_bar (P',), B_bar (P', H))``, complex."""
+        """Discretized ``(Lambda_bar (M,), B_bar (M, H))``, complex."""
         re = jnp.minimum(self.Lambda_re, -1e-4) if self.clip_eigs else self.Lambda_re
         Lambda_bar, B_factor = discretize(re + 1j * self.Lambda_im, jnp.exp(self.log_step),
                                           self.discretization)
         return Lambda_bar, B_factor[:, None] * (self.B[..., 0] + 1j * self.B[..., 1])
 
     def __call__(self, u):
-        """Args: u: (B, L, H) real. Returns y: (B, L, H) real."""
+        """Args: u: (batch, L, H) real. Returns y: (batch, L, H) real."""
         check_rank("u", u, (3,), "(batch, L, H)")
         check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
         self.sow("intermediates", "input", u)
         Lambda_bar, B_bar = self.discrete()
-        Bu = jnp.einsum("blh,ph->blp", u.astype(B_bar.dtype), B_bar)  # (B, L, P')
+        Bu = jnp.einsum("blh,ph->blp", u.astype(B_bar.dtype), B_bar)  # (batch, L, M)
         scale = 2.0 if self.conj_sym else 1.0
         y = self.D * u
         for d in self.directions:
-            C = self.C_params[d][..., 0] + 1j * self.C_params[d][..., 1]  # (H, P')
+            C = self.C_params[d][..., 0] + 1j * self.C_params[d][..., 1]  # (H, M)
             if self.is_mutable_collection("intermediates"):
                 K = mimo_kernel(Lambda_bar, B_bar, C, u.shape[1], conj_sym=self.conj_sym)
                 self.sow("intermediates", "kernel" + d, K)
             run = lambda b: linear_recurrence(Lambda_bar, b, reverse=(d == "_rev"),
                                               method=self.scan_method)
-            x = jax.vmap(run)(Bu)  # (B, L, P')
+            x = jax.vmap(run)(Bu)  # (batch, L, M)
             y = y + scale * jnp.einsum("blp,hp->blh", x, C).real
         return y

@@ -1,14 +1,30 @@
 """Orbax checkpoints: the last k by step and the best by validation score, written atomically
-(orbax writes to a temporary directory and renames it), with the data iterator state."""
+(orbax writes to a temporary directory and renames it), with the data iterator state.
+
+Each finished checkpoint also gets a manifest (``checkpoints/manifests/<which>-<step>.json``:
+every file with its size). At start-up, :class:`Checkpoints` removes what a killed run can
+leave behind: orbax's temporary directories and step directories that no longer match their
+manifest (orbax's clean-up of old checkpoints, killed half-way). A latest checkpoint that still
+cannot be restored is moved to ``checkpoints/corrupt/`` and the previous one is used, with a
+warning.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sys
 
 import jax
 import orbax.checkpoint as ocp
 
 ITEMS = ("state", "data")
+KINDS = ("last", "best")
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _manager(directory: str, **options) -> ocp.CheckpointManager:
@@ -16,14 +32,72 @@ def _manager(directory: str, **options) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(os.path.abspath(directory), options=opts, item_names=ITEMS)
 
 
+def _files(step_dir: str) -> dict:
+    """``{relative path: size}`` of every file under a step directory."""
+    out = {}
+    for root, _, names in os.walk(step_dir):
+        for name in names:
+            full = os.path.join(root, name)
+            out[os.path.relpath(full, step_dir)] = os.path.getsize(full)
+    return out
+
+
 class Checkpoints:
     """``workdir/checkpoints/last`` keeps the ``keep`` newest, ``.../best`` the best by score."""
 
     def __init__(self, workdir: str, keep: int):
-        root = os.path.join(workdir, "checkpoints")
-        self.last = _manager(os.path.join(root, "last"), max_to_keep=keep)
-        self.best = _manager(os.path.join(root, "best"), max_to_keep=1,
+        self.root = os.path.join(workdir, "checkpoints")
+        self.manifests = os.path.join(self.root, "manifests")
+        os.makedirs(self.manifests, exist_ok=True)
+        for which in KINDS:
+            self._clean(which)
+        self.last = _manager(os.path.join(self.root, "last"), max_to_keep=keep)
+        self.best = _manager(os.path.join(self.root, "best"), max_to_keep=1,
                              best_fn=lambda m: m["score"], best_mode="max")
+
+    # ------------------------------------------------------------------ manifests, clean-up
+
+    def _manifest(self, which: str, step: int) -> str:
+        return os.path.join(self.manifests, f"{which}-{step}.json")
+
+    def _write_manifest(self, which: str, step: int) -> None:
+        step_dir = os.path.join(self.root, which, str(step))
+        path = self._manifest(which, step)
+        with open(path + ".tmp", "w") as f:
+            json.dump(_files(step_dir), f)
+        os.replace(path + ".tmp", path)
+        present = {n for n in os.listdir(os.path.join(self.root, which)) if n.isdigit()}
+        for name in os.listdir(self.manifests):  # manifests of checkpoints orbax deleted
+            kind, _, rest = name.partition("-")
+            if kind == which and rest.endswith(".json") and rest[:-5] not in present:
+                os.remove(os.path.join(self.manifests, name))
+
+    def _complete(self, which: str, step: int) -> bool:
+        """False if the step directory differs from its manifest; True without a manifest
+        (a save killed after orbax's rename, or a workdir of an older version): a damaged one
+        is then found by :meth:`restore_latest`."""
+        path = self._manifest(which, step)
+        if not os.path.exists(path):
+            return True
+        with open(path) as f:
+            expected = json.load(f)
+        return _files(os.path.join(self.root, which, str(step))) == expected
+
+    def _clean(self, which: str) -> None:
+        """Remove orbax's temporary directories and incomplete step directories."""
+        directory = os.path.join(self.root, which)
+        if not os.path.isdir(directory):
+            return
+        for name in sorted(os.listdir(directory)):
+            full = os.path.join(directory, name)
+            if ".orbax-checkpoint-tmp" in name:
+                shutil.rmtree(full, ignore_errors=True)
+            elif name.isdigit() and not self._complete(which, int(name)):
+                _warn(f"removing the incomplete checkpoint {full} (an interrupted save or "
+                      "clean-up)")
+                shutil.rmtree(full, ignore_errors=True)
+
+    # ------------------------------------------------------------------ save / restore
 
     @staticmethod
     def _args(state_tree, data_state):
@@ -33,10 +107,12 @@ class Checkpoints:
     def save(self, step: int, state_tree, data_state: dict) -> None:
         """Save the state pytree and the data iterator state at ``step``."""
         self.last.save(step, args=self._args(state_tree, data_state), force=True)
+        self._write_manifest("last", step)
 
     def save_best(self, step: int, state_tree, data_state: dict, score: float) -> None:
         self.best.save(step, args=self._args(state_tree, data_state), metrics={"score": float(score)},
                        force=True)
+        self._write_manifest("best", step)
 
     def latest_step(self):
         return self.last.latest_step()
@@ -60,6 +136,27 @@ class Checkpoints:
         out = manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore()))
         return out["state"], out["data"]
+
+    def restore_latest(self, abstract_state):
+        """``(step, state_tree, data_state)`` of the newest checkpoint that restores, or
+        ``(0, None, None)`` if there is none. An unreadable one is moved to
+        ``checkpoints/corrupt/`` with a warning, and the previous one is tried."""
+        for step in sorted(self.last.all_steps(), reverse=True):
+            try:
+                tree, data = self.restore(step, abstract_state)
+                return step, tree, data
+            except Exception as e:  # orbax/tensorstore raise many types for damaged files
+                target = os.path.join(self.root, "corrupt", f"last-{step}")
+                _warn(f"the checkpoint at step {step} cannot be restored ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0][:200] if str(e) else ''}); moved it to {target} "
+                      "and falling back to the previous one")
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.move(os.path.join(self.root, "last", str(step)), target)
+                if os.path.exists(self._manifest("last", step)):
+                    os.remove(self._manifest("last", step))
+                self.last.reload()
+        return 0, None, None
 
     def close(self):
         self.last.close()

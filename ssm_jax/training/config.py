@@ -1,81 +1,164 @@
-"""Experiment configs: the schema with defaults, loading `configs/*.py:arg`, command-line
-overrides `--config.a.b=value`, and validation before any compute."""
+"""Experiment configs, parsed once at the edge.
+
+Config files stay ml_collections: ``configs/<name>.py`` defines ``get_config(arg)`` (``arg``
+selects a scale such as ``cpu`` or ``paper``; a module-level ``SCALES`` tuple lists them) and
+starts from :func:`default_config`. The command line (or an experiment) then
+
+1. loads the file (:func:`load_config`: a missing file, a syntax or import error, a
+   ``get_config`` that raises or returns no config, an unknown scale: one-line errors),
+2. applies ``--config.a.b=value`` overrides (:func:`apply_overrides`, typed from the current
+   value),
+3. parses the result once into a frozen, typed :class:`Config` (:func:`parse_config`): every
+   key and value is checked (types, NaN/Inf, ranges, allowed names, the layer's own options,
+   the dataset's keys, whether a batch can fit in memory), and the one-line
+   :class:`ConfigError` names the key and what is allowed.
+
+Everything inside (trainer, models, layers) receives the parsed values and does not check them
+again. The ``path:arg`` and ``--config.a.b=value`` syntax is that of
+``ml_collections.config_flags``; its loader is not used because it ends in a traceback for an
+unknown key or a syntax error in the file, cannot add the keys that the layer and the dataset
+own (``model.ssm.*``, ``data.*``), and accepts any scale suffix a file ignores. The schema (defaults, types, allowed values, help) is the option fields of the
+dataclasses below and of each layer (``ssm_jax.layers``) and of ``bound`` (``ssm_jax.bound``).
+"""
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
+import inspect
+import json
+import math
 import os
+import sys
+import types
+from typing import Any, Mapping
 
 import ml_collections
 
+from ssm_jax import options as opt
+from ssm_jax.bound.config import BoundOptions
 from ssm_jax.data import resolve_config
-from ssm_jax.bound import MEASURES, REDUCTIONS
-from ssm_jax.kernels import DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS
-from ssm_jax.layers import ACTIVATIONS, NORMS, SSM_LAYERS
-from ssm_jax.layers.s4d import S4D_MODES
+from ssm_jax.layers import NORMS, PROJECTIONS, layer_names, layer_options
 from ssm_jax.models import ENCODERS, POOLINGS
+from ssm_jax.options import OptionError, option
 from ssm_jax.training.optim import SCHEDULES
 
+ConfigError = OptionError  # one error type for every bad key or value
 
-# Keyword arguments each SSM layer accepts in `model.ssm` (besides `features`, set from d_model).
-SSM_KWARGS = {
-    "s4d": ("d_state", "ssm_init", "dt_min", "dt_max", "discretization", "mode", "scan_method",
-            "conj_sym", "bidirectional", "clip_eigs"),
-    "s5": ("d_state", "blocks", "dt_min", "dt_max", "discretization", "scan_method", "conj_sym",
-           "bidirectional", "clip_eigs"),
-}
-SSM_KWARG_TYPES = {"d_state": int, "blocks": int, "dt_min": float, "dt_max": float, "conj_sym": bool,
-                   "bidirectional": bool, "clip_eigs": bool}
+# Sections whose keys are owned by someone else: the dataset (data registry) and the layer.
+OPEN_SECTIONS = (("data",), ("model", "ssm"))
 
 
-class ConfigError(ValueError):
-    """A config key or value that cannot be used; the message names the key and allowed values."""
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """``model``: the SequenceModel around the SSM layers (``ssm``: the layer's options)."""
+
+    layer: str = option("s4d", "SSM layer type", choices=layer_names)
+    d_model: int = option(64, "H, features of every block", positive=True)
+    n_layers: int = option(4, "number of residual blocks", positive=True)
+    encoder: str = option("auto", "input encoder ('auto': embedding for tokens, else linear)",
+                          choices=ENCODERS + ("auto",))
+    norm: str = option("layer", "normalization of each block", choices=NORMS)
+    prenorm: bool = option(True, "normalize the block input (else the block output)")
+    projection: str = option("glu", "output projection of each block (after GELU)",
+                             choices=PROJECTIONS)
+    dropout: float = option(0.0, "dropout rate", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    pooling: str = option("mean", "pooling over time before the head", choices=POOLINGS)
+    ssm: Any = None  # the layer's Options (model.ssm.*), parsed by parse_config
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimOptions:
+    """``optim``: Adam for the SSM core (own learning rate, no weight decay), AdamW else."""
+
+    lr: float = option(3e-3, "peak learning rate (regular group)", positive=True)
+    ssm_lr: float = option(1e-3, "peak learning rate of the SSM core", positive=True)
+    weight_decay: float = option(0.01, "AdamW weight decay (regular group)", minimum=0.0)
+    warmup_steps: int = option(100, "linear warm-up steps", minimum=0)
+    schedule: str = option("cosine", "learning-rate schedule after warm-up", choices=SCHEDULES)
+    grad_clip: float = option(0.0, "global gradient-norm clip (0 = off)", minimum=0.0)
+    b1: float = option(0.9, "Adam beta1", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    b2: float = option(0.999, "Adam beta2", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """``train``: steps, batches, logging, evaluation and checkpoints."""
+
+    batch_size: int = option(64, "training batch size (global, split over devices)", positive=True)
+    eval_batch_size: int = option(256, "evaluation batch size", positive=True)
+    num_steps: int = option(1000, "optimizer steps", positive=True)
+    log_every: int = option(50, "steps between train-metric rows", positive=True)
+    eval_every: int = option(200, "steps between validation evaluations", positive=True)
+    checkpoint_every: int = option(200, "steps between checkpoints", positive=True)
+    keep_checkpoints: int = option(2, "newest checkpoints kept (plus the best)", positive=True)
+    progress: bool = option(True, "show a progress bar")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedOptions:
+    """``distributed``: multi-host set-up through ``jax.distributed.initialize``."""
+
+    multihost: bool = option(False, "call jax.distributed.initialize")
+    coordinator_address: str = option("", "host:port of process 0 ('' = auto-detect)")
+    num_processes: int = option(1, "number of processes", positive=True)
+    process_id: int = option(0, "this process's id", minimum=0)
+
+
+SECTIONS = {"model": ModelOptions, "optim": OptimOptions, "train": TrainOptions,
+            "bound": BoundOptions, "distributed": DistributedOptions}
+
+# Keys a resumed run may change (applied and reported); any other change is refused.
+RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.progress", "train.eval_batch_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A parsed, validated run config (frozen). ``data`` is the dataset's resolved section."""
+
+    seed: int
+    data: Mapping
+    model: ModelOptions
+    optim: OptimOptions
+    train: TrainOptions
+    bound: BoundOptions
+    distributed: DistributedOptions
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (JSON-ready): what ``config.json`` holds."""
+        return opt.to_dict(self)
+
+    def replace(self, **changes) -> "Config":
+        """A copy with ``{"section.key": value}`` changes (dots select sections), each checked:
+        e.g. ``cfg.replace(**{"seed": 3, "bound.reg_lambda": 0.1, "model.ssm.d_state": 8})``."""
+        return parse_config(_with_changes(self.to_dict(), changes))
+
+
+def _with_changes(tree: dict, changes: Mapping) -> dict:
+    for key, value in changes.items():
+        node, parts = tree, key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown config key {key!r}")
+            node = node[part]
+        node[parts[-1]] = value
+    return tree
 
 
 def default_config() -> ml_collections.ConfigDict:
-    """Every config key with its default. Experiment configs start from this."""
+    """Every config key with its default. Config files start from this."""
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.data = ml_collections.ConfigDict({"name": "digits"})  # keys checked by the data registry
-    c.model = ml_collections.ConfigDict(dict(
-        layer="s4d", d_model=64, n_layers=4, encoder="auto", norm="layer", prenorm=True,
-        activation="glu", dropout=0.0, pooling="mean",
-    ))
-    c.model.ssm = ml_collections.ConfigDict(dict(d_state=64, dt_min=1e-3, dt_max=1e-1))
-    c.optim = ml_collections.ConfigDict(dict(
-        lr=3e-3, ssm_lr=1e-3, weight_decay=0.01, warmup_steps=100, schedule="cosine",
-        grad_clip=0.0, b1=0.9, b2=0.999,
-    ))
-    c.train = ml_collections.ConfigDict(dict(
-        batch_size=64, eval_batch_size=256, num_steps=1000, log_every=50, eval_every=200,
-        checkpoint_every=200, keep_checkpoints=2, progress=True,
-    ))
-    c.bound = ml_collections.ConfigDict(dict(
-        init_scaling=False, reg_lambda=0.0, measure="paper", channel_reduce="mean",
-        layer_reduce="sum", stop_gradient_stats=True, init_batch_size=256,
-    ))
-    c.distributed = ml_collections.ConfigDict(dict(
-        multihost=False, coordinator_address="", num_processes=1, process_id=0,
-    ))
+    for name, cls in SECTIONS.items():
+        c[name] = ml_collections.ConfigDict(opt.defaults(cls))
+    c.model.ssm = ml_collections.ConfigDict()  # keys checked by the layer (model.layer)
     return c
 
 
-def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Load ``path/to/config.py[:arg]`` by calling its ``get_config(arg)``."""
-    path, _, arg = spec.partition(":")
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist")
-    module_spec = importlib.util.spec_from_file_location("_ssm_jax_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
-        raise ConfigError(f"config file {path!r} has no get_config(arg) function")
-    try:
-        cfg = module.get_config(arg) if arg else module.get_config()
-    except (TypeError, ValueError, KeyError, AttributeError) as e:  # e.g. a value of the wrong type
-        raise ConfigError(f"config file {spec!r}: {_one_line(e)}") from None
-    return cfg
+# --------------------------------------------------------------------------------- loading
 
 
 def _one_line(e: BaseException) -> str:
@@ -84,6 +167,71 @@ def _one_line(e: BaseException) -> str:
         e = e.args[0]
     text = e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
     return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(e).__name__
+
+
+def _load_module(path: str):
+    if not os.path.exists(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} is not a file")
+    spec = importlib.util.spec_from_file_location("_ssm_jax_config", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {path!r} has a syntax error at line {e.lineno}: {e.msg}") from None
+    except Exception as e:  # an import error, or any error at import time
+        raise ConfigError(f"config file {path!r} cannot be loaded: {type(e).__name__}: "
+                          f"{_one_line(e)}") from None
+    if not callable(getattr(module, "get_config", None)):
+        raise ConfigError(f"config file {path!r} has no get_config(arg) function")
+    return module
+
+
+def _default_arg(fn):
+    """The default of ``fn``'s first parameter, or ``inspect.Parameter.empty``; None if it
+    takes no parameter."""
+    params = list(inspect.signature(fn).parameters.values())
+    return params[0].default if params else None
+
+
+def _call(spec: str, fn, *args):
+    try:
+        cfg = fn(*args)
+    except Exception as e:  # a value of the wrong type, an unknown scale, any bug in the file
+        raise ConfigError(f"config file {spec!r}: get_config{'(%r)' % args[0] if args else '()'} "
+                          f"raised {type(e).__name__}: {_one_line(e)}") from None
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise ConfigError(f"config file {spec!r}: get_config must return an "
+                          f"ml_collections.ConfigDict, got {type(cfg).__name__}")
+    return cfg
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+    """Load ``path/to/config.py[:arg]`` by calling its ``get_config(arg)``.
+
+    A suffix must be one of the file's ``SCALES`` when it declares them; a file without
+    ``SCALES`` whose ``get_config`` ignores the suffix (returns the same config as without it)
+    is an error too, so a typo in the scale never trains the default.
+    """
+    path, _, arg = spec.partition(":")
+    module = _load_module(path)
+    get_config = module.get_config
+    scales = getattr(module, "SCALES", None)
+    if arg and scales is not None and arg not in scales:
+        raise ConfigError(f"config file {path!r}: unknown scale {arg!r}; valid names: "
+                          f"{', '.join(map(repr, scales))}")
+    default = _default_arg(get_config)
+    if not arg:
+        return _call(spec, get_config)
+    if default is None:
+        raise ConfigError(f"config file {path!r} takes no scale argument, got {arg!r}")
+    cfg = _call(spec, get_config, arg)
+    if scales is None and arg != default and default is not inspect.Parameter.empty:
+        if cfg.to_json_best_effort(sort_keys=True) == _call(spec, get_config).to_json_best_effort(sort_keys=True):
+            raise ConfigError(f"config file {path!r} ignores the scale {arg!r} (get_config gives "
+                              "the same config without it); drop the suffix or add SCALES")
+    return cfg
 
 
 def _parse_value(text: str, current):
@@ -105,10 +253,18 @@ def _parse_value(text: str, current):
         return text
     if text.strip().lower() in ("true", "false"):  # new key (open sections): bool as in the CLI
         return text.strip().lower() == "true"
+    if text.strip().lower() in ("none", "null"):
+        return None
+    if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(text)  # rejected by the validation, with the key's name
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def _is_open(parts) -> bool:
+    return any(tuple(parts[:len(s)]) == s for s in OPEN_SECTIONS)
 
 
 def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
@@ -126,8 +282,7 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections
                                   f"allowed: {', '.join(sorted(node.keys()))}")
             node = node[part]
         leaf = parts[-1]
-        open_section = parts[:-1] in (["data"], ["model", "ssm"])
-        if leaf not in node and not open_section:
+        if leaf not in node and not _is_open(parts[:-1]):
             raise ConfigError(f"unknown config key {key!r}; allowed: {', '.join(sorted(node.keys()))}")
         current = node[leaf] if leaf in node else None
         try:
@@ -139,97 +294,149 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides) -> ml_collections
     return cfg
 
 
-def _check_keys(section, reference, prefix):
-    for key in section.keys():
-        if key not in reference:
-            raise ConfigError(f"unknown config key {prefix + key!r}; allowed: "
-                              f"{', '.join(sorted(reference.keys()))}")
-        if isinstance(reference[key], ml_collections.ConfigDict) and prefix + key not in ("data", "model.ssm"):
-            if not isinstance(section[key], ml_collections.ConfigDict):
-                raise ConfigError(f"config key {prefix + key!r} must be a section")
-            _check_keys(section[key], reference[key], prefix + key + ".")
-        elif not isinstance(reference[key], ml_collections.ConfigDict):
-            _check_type(prefix + key, section[key], type(reference[key]))
+# --------------------------------------------------------------------------------- parsing
 
 
-def _check_type(key, val, kind):
-    ok = (isinstance(val, bool) if kind is bool else
-          isinstance(val, (int, float)) and not isinstance(val, bool) if kind is float else
-          isinstance(val, int) and not isinstance(val, bool) if kind is int else
-          isinstance(val, str) if kind is str else True)
-    if not ok:
-        raise ConfigError(f"config key {key!r} must be of type {kind.__name__}, got {val!r}")
+def _section(cfg, name) -> dict:
+    value = cfg[name]
+    if isinstance(value, ml_collections.ConfigDict):
+        return dict(value.to_dict())
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value):
+        return opt.to_dict(value)
+    raise ConfigError(f"config key {name!r} must be a section")
 
 
-def _choice(key, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"config key {key!r} = {value!r} is not allowed; allowed values: "
-                          f"{', '.join(map(repr, allowed))}")
+def _model(section: dict) -> ModelOptions:
+    if "activation" in section:  # the key's old name; its values named the output projection
+        old = section.pop("activation")
+        section.setdefault("projection", {"gelu": "linear"}.get(old, old))
+        print("warning: config key 'model.activation' is deprecated: use model.projection "
+              "('gelu' -> 'linear', 'glu' -> 'glu')", file=sys.stderr)
+    ssm = section.pop("ssm", None) or {}
+    model = opt.parse(ModelOptions, section, "model.")
+    return dataclasses.replace(model, ssm=layer_options(model.layer, ssm, "model.ssm.",
+                                                        options_only=True))
 
 
-def _positive(key, value, strict=True):
-    if value < 0 or (strict and value == 0):
-        raise ConfigError(f"config key {key!r} must be {'> 0' if strict else '>= 0'}, got {value}")
-
-
-def validate_config(cfg: ml_collections.ConfigDict) -> None:
-    """Check every key and value against the schema; raise ConfigError with one clear line."""
-    _check_keys(cfg, default_config(), "")
-    m, o, t, b = cfg.model, cfg.optim, cfg.train, cfg.bound
-    _choice("model.layer", m.layer, tuple(SSM_LAYERS))
-    _choice("model.encoder", m.encoder, ENCODERS + ("auto",))
-    _choice("model.norm", m.norm, NORMS)
-    _choice("model.activation", m.activation, ACTIVATIONS)
-    _choice("model.pooling", m.pooling, POOLINGS)
-    for key in ("d_model", "n_layers"):
-        _positive(f"model.{key}", m[key])
-    if not 0 <= m.dropout < 1:
-        raise ConfigError(f"config key 'model.dropout' must be in [0, 1), got {m.dropout}")
-    allowed = SSM_KWARGS[m.layer]
-    for key in m.ssm.keys():
-        if key not in allowed:
-            raise ConfigError(f"unknown config key 'model.ssm.{key}' for layer {m.layer!r}; "
-                              f"allowed: {', '.join(allowed)}")
-    ssm = m.ssm
-    for key, kind in SSM_KWARG_TYPES.items():
-        if key in ssm:
-            _check_type(f"model.ssm.{key}", ssm[key], kind)
-    if "d_state" in ssm:
-        _positive("model.ssm.d_state", ssm.d_state)
-    d_state, blocks = ssm.get("d_state", 64), ssm.get("blocks", 1)
-    _positive("model.ssm.blocks", blocks)
-    if m.layer == "s5" and d_state % blocks:
-        raise ConfigError(f"config key 'model.ssm.d_state' = {d_state} must be divisible by "
-                          f"model.ssm.blocks = {blocks}")
-    if ssm.get("conj_sym", True) and (d_state // blocks) % 2:
-        raise ConfigError(f"config key 'model.ssm.d_state' = {d_state} must be even (per block) "
-                          "with model.ssm.conj_sym=True")
-    if "ssm_init" in ssm:
-        _choice("model.ssm.ssm_init", ssm.ssm_init, LAMBDA_INITS)
-    if "discretization" in ssm:
-        _choice("model.ssm.discretization", ssm.discretization, DISCRETIZATIONS)
-    if "mode" in ssm:
-        _choice("model.ssm.mode", ssm.mode, S4D_MODES)
-    if "scan_method" in ssm:
-        _choice("model.ssm.scan_method", ssm.scan_method, SCAN_METHODS)
-    if not 0 < ssm.get("dt_min", 1e-3) <= ssm.get("dt_max", 1e-1):
-        raise ConfigError("config keys 'model.ssm.dt_min'/'dt_max' need 0 < dt_min <= dt_max, "
-                          f"got {ssm.get('dt_min')}, {ssm.get('dt_max')}")
-    for key in ("lr", "ssm_lr"):
-        _positive(f"optim.{key}", o[key])
-    _positive("optim.weight_decay", o.weight_decay, strict=False)
-    _positive("optim.warmup_steps", o.warmup_steps, strict=False)
-    _positive("optim.grad_clip", o.grad_clip, strict=False)
-    _choice("optim.schedule", o.schedule, SCHEDULES)
-    for key in ("batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
-                "checkpoint_every", "keep_checkpoints"):
-        _positive(f"train.{key}", t[key])
-    _choice("bound.measure", b.measure, tuple(MEASURES))
-    _choice("bound.channel_reduce", b.channel_reduce, tuple(REDUCTIONS))
-    _choice("bound.layer_reduce", b.layer_reduce, tuple(REDUCTIONS))
-    _positive("bound.reg_lambda", b.reg_lambda, strict=False)
-    _positive("bound.init_batch_size", b.init_batch_size)
+def _data(section: dict) -> Mapping:
     try:
-        resolve_config(cfg.data)  # dataset name and keys, checked by the data registry
+        resolved = resolve_config(section)  # dataset name and keys, checked by the data registry
     except ValueError as e:
         raise ConfigError(f"config section 'data': {e}") from None
+    for key, value in resolved.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key 'data.{key}' must be a finite float, got {value!r}")
+    return types.MappingProxyType(resolved)
+
+
+def parse_config(cfg) -> Config:
+    """Check every key and value of ``cfg`` and return the frozen :class:`Config`.
+
+    Args:
+      cfg: a ConfigDict (from a config file and overrides), a plain nested dict, or a Config.
+
+    Raises:
+      ConfigError: one line naming the key and the allowed values.
+    """
+    if isinstance(cfg, Config):
+        return cfg
+    keys = set(cfg.keys())
+    allowed = {"seed", "data"} | set(SECTIONS)
+    unknown = sorted(keys - allowed)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    seed = opt.check_value("seed", cfg["seed"] if "seed" in keys else 0,
+                           dict(kind=int, minimum=0))
+    parsed = {}
+    for name, cls in SECTIONS.items():
+        section = _section(cfg, name) if name in keys else {}
+        parsed[name] = _model(section) if name == "model" else opt.parse(cls, section, name + ".")
+    data = _data(_section(cfg, "data")) if "data" in keys else _data({"name": "digits"})
+    config = Config(seed=seed, data=data, **parsed)
+    check_memory(config)
+    return config
+
+
+def validate_config(cfg) -> Config:
+    """:func:`parse_config` (kept for callers that only want the check)."""
+    return parse_config(cfg)
+
+
+def _available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable; physical pages otherwise)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(cfg: Config, available: int | None = None) -> None:
+    """ConfigError if the dataset or one training batch cannot fit in memory.
+
+    Lower bounds, so that no config that fits is refused: the generated dataset holds
+    ``(num_train + num_val + num_test) * L * channels`` float32 values; one training step
+    keeps at least 4 activations of ``batch * L * H`` float32 values per block for the
+    backward pass.
+    """
+    d = cfg.data
+    length = d.get("seq_len") or d.get("max_length")
+    if not isinstance(length, int) or length < 1:
+        return
+    available = _available_memory() if available is None else available
+    gb = lambda n: f"{n / 2 ** 30:.3g} GB"
+    counts = [d[k] for k in ("num_train", "num_val", "num_test") if isinstance(d.get(k), int)]
+    data_bytes = sum(counts) * length * int(d.get("in_channels") or 1) * 4
+    if data_bytes > available:
+        raise ConfigError(f"config key 'data.seq_len' = {length}: the {d['name']} dataset "
+                          f"needs at least {gb(data_bytes)} of memory, more than the "
+                          f"{gb(available)} available; lower data.seq_len or data.num_train")
+    step_bytes = 4 * 4 * cfg.train.batch_size * length * cfg.model.d_model * cfg.model.n_layers
+    if step_bytes > available:
+        raise ConfigError(f"config key 'data.seq_len' = {length}: one training step with "
+                          f"train.batch_size = {cfg.train.batch_size} needs at least "
+                          f"{gb(step_bytes)} of memory, more than the {gb(available)} "
+                          "available; lower data.seq_len or train.batch_size")
+
+
+def save_config(cfg: Config, directory: str, name: str = "config.json") -> str:
+    """Write ``cfg`` (a Config, or anything with ``to_dict``) as JSON to ``directory/name``
+    atomically; returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(cfg.to_dict(), f, indent=2, default=str)
+    os.replace(tmp, path)
+    return path
+
+
+def config_changes(old: Mapping, new: Mapping, prefix: str = "") -> list:
+    """``[(key, old value, new value)]`` for every key that differs between two config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append((prefix + key, a, b))
+    return out
+
+
+def describe_config() -> list:
+    """Help lines for every key: the sections, then each layer's ``model.ssm`` options."""
+    from ssm_jax.layers import get_layer
+
+    lines = ["seed (int; default 0): random seed of the init, dropout and batch order",
+             "data.name (str; default 'digits'): dataset; its keys: `ssm_jax/data/README.md`"]
+    for name, cls in SECTIONS.items():
+        lines += opt.describe(cls, name + ".")
+    for layer in layer_names():
+        lines.append(f"model.ssm.* for model.layer={layer!r}:")
+        lines += ["  " + line for line in opt.describe(get_layer(layer).Options, "model.ssm.")]
+    return lines

@@ -4,6 +4,11 @@
 ``train.eval_every`` steps, checkpoints every ``train.checkpoint_every`` steps and at the end
 (resuming from the latest checkpoint of ``workdir`` when there is one), and reports the test
 metrics of the best-validation checkpoint.
+
+The pieces experiments reuse: :func:`build_model`, :func:`init_batch` (the batch the init
+rule uses), :func:`evaluate_model` (metrics of variables on a whole split), and, from
+``ssm_jax.training.config``, :func:`~ssm_jax.training.config.save_config` and
+:func:`~ssm_jax.training.config.apply_overrides`.
 """
 
 from __future__ import annotations
@@ -20,21 +25,24 @@ import numpy as np
 from tqdm import tqdm
 
 from ssm_jax.data import BatchIterator, get_dataset
+from ssm_jax.layers import find_layers
 from ssm_jax.models import SequenceModel
 from ssm_jax.training.checkpoint import Checkpoints
-from ssm_jax.training.config import validate_config
+from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import make_optimizer
 from ssm_jax.training.sharding import DataParallel, maybe_initialize_distributed
 from ssm_jax.training.state import TrainState
-from ssm_jax.training.steps import make_steps
+from ssm_jax.training.steps import eval_sums, make_steps
+from ssm_jax.training.workdir import (WorkdirLock, check_resume, prepare_workdir,
+                                      write_fingerprint)
 
 
 class NonFiniteError(RuntimeError):
     """Training stopped because a metric became NaN or Inf."""
 
 
-def build_model(model_cfg, info) -> SequenceModel:
+def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
     """SequenceModel for a dataset described by ``info`` (a ``DatasetInfo``)."""
     encoder = model_cfg.encoder
     if encoder == "auto":
@@ -45,14 +53,14 @@ def build_model(model_cfg, info) -> SequenceModel:
     num_outputs = info.num_classes if classification else int(np.prod(info.target_shape) or 1)
     return SequenceModel(
         num_outputs=num_outputs, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
-        layer=model_cfg.layer, ssm=dict(model_cfg.ssm), encoder=encoder,
+        layer=model_cfg.layer, ssm=model_cfg.ssm, encoder=encoder,
         vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
-        activation=model_cfg.activation, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
+        projection=model_cfg.projection, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
         head="classification" if classification else "regression",
     )
 
 
-def loss_terms(cfg):
+def loss_terms(cfg: Config):
     """Extra loss terms from the config: ``{name: (weight, term)}``."""
     terms = {}
     if cfg.bound.reg_lambda > 0:
@@ -62,29 +70,48 @@ def loss_terms(cfg):
     return terms
 
 
-def init_variables(model, cfg, train_split, rng):
+def init_batch(split, n: int, seed: int) -> dict:
+    """The first ``n`` examples of a ``seed``-permutation of ``split``: the batch the model is
+    initialized (and the init rule computed) on."""
+    n = min(n, len(split))
+    return split.take(np.random.default_rng(seed).permutation(len(split))[:n])
+
+
+def init_variables(model, cfg: Config, train_split, rng):
     """Initialize the model on a training batch; apply the init scaling rule if configured."""
-    n = min(cfg.bound.init_batch_size, len(train_split))
-    batch = train_split.take(np.random.default_rng(cfg.seed).permutation(len(train_split))[:n])
+    batch = init_batch(train_split, cfg.bound.init_batch_size, cfg.seed)
     # Under jit: eager init compiles every op separately (seconds for a small model).
     variables = jax.jit(model.init)({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
     if cfg.bound.init_scaling:
         from ssm_jax.bound import rescale_init
 
         variables = rescale_init(model, variables, batch["inputs"], batch["lengths"])
-    return variables
+    return variables, batch
 
 
-def evaluate(eval_step, state, split, batch_size, dp: DataParallel) -> dict:
-    """Mean metrics over a whole split (padding rows of the last batch excluded)."""
-    batch_size = -(-batch_size // dp.num_devices) * dp.num_devices
+def evaluate(eval_step, state, split, batch_size, dp: DataParallel | None) -> dict:
+    """Mean metrics over a whole split (padding rows of the last batch excluded).
+
+    ``eval_step(state, batch)`` returns summed metrics with ``count``; ``dp`` shards the
+    batches (None: plain arrays).
+    """
+    if dp is not None:
+        batch_size = -(-batch_size // dp.num_devices) * dp.num_devices
+    put = dp.put_batch if dp is not None else (lambda b: b)
     totals = {}
     for batch in split.batches(batch_size):
-        sums = eval_step(state, dp.put_batch(batch))
+        sums = eval_step(state, put(batch))
         for k, v in jax.device_get(sums).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = totals.pop("count")
     return {k: v / count for k, v in totals.items()}
+
+
+def evaluate_model(model, variables, split, batch_size: int) -> dict:
+    """Mean task loss (and accuracy for classification) of ``variables`` on a whole split, in
+    evaluation mode: the trainer's evaluation for any model and variables."""
+    step = lambda _, batch: eval_sums(model, variables, batch)
+    return evaluate(step, None, split, min(batch_size, len(split)), None)
 
 
 def _score(metrics: dict) -> float:
@@ -129,31 +156,43 @@ def _check_finite_params(params, step, last_good_step):
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict:
-    """Train according to ``cfg`` in ``workdir``; returns the final report (also report.json)."""
-    validate_config(cfg)
-    maybe_initialize_distributed(cfg.distributed)
-    dp = DataParallel(cfg.train.batch_size)
-    ds = get_dataset(cfg.data)
-    model = build_model(cfg.model, ds.info)
-    if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
-        raise ValueError("model.pooling='none' gives one output per position but dataset "
-                         f"{ds.info.name!r} has one label per sequence; use 'mean' or 'last'")
-    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(cfg.to_json_best_effort(indent=2))
+    """Train according to ``cfg`` in ``workdir``; returns the final report (also report.json).
 
+    Args:
+      cfg: a parsed :class:`~ssm_jax.training.config.Config` (a ConfigDict is parsed first).
+      workdir: the run's directory; held under an exclusive lock for the whole run.
+    """
+    cfg = parse_config(cfg)
+    maybe_initialize_distributed(cfg.distributed)
+    dp = DataParallel(cfg.train.batch_size)  # the batch must split over the devices
+    workdir = prepare_workdir(workdir)  # a file or a read-only path fails here, before any compute
+    with WorkdirLock(workdir):  # a second run on this workdir fails here
+        ds = get_dataset(cfg.data)
+        model = build_model(cfg.model, ds.info)
+        if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
+            raise ValueError("model.pooling='none' gives one output per position but dataset "
+                             f"{ds.info.name!r} has one label per sequence; use 'mean' or 'last'")
+        return _train(cfg, workdir, dp, ds, model)
+
+
+def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
+    ckpt = Checkpoints(workdir, cfg.train.keep_checkpoints)
+    if ckpt.latest_step() is not None:
+        check_resume(workdir, cfg)  # refuses checkpoints written with another config
+    save_config(cfg, workdir)
+    write_fingerprint(workdir, cfg)
+
+    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
     rng = jax.random.PRNGKey(cfg.seed)
     init_rng, state_rng = jax.random.split(rng)
-    variables = init_variables(model, cfg, ds.train, init_rng)
-    tx = make_optimizer(cfg.optim, cfg.train.num_steps)
+    variables, batch = init_variables(model, cfg, ds.train, init_rng)
+    layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
+    tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
     train_step, eval_step = make_steps(model.head, loss_terms(cfg))
 
-    ckpt = Checkpoints(workdir, cfg.train.keep_checkpoints)
-    start = ckpt.latest_step() or 0
+    start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:
-        tree, data_state = ckpt.restore(start, _state_tree(state))
         state = state.replace(**tree)
         train_iter.restore(data_state)
         print(f"resumed from checkpoint at step {start} in {workdir}")
@@ -201,7 +240,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     return report
 
 
-def final_report(cfg, workdir, state, ckpt, eval_step, ds, dp) -> dict:
+def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp) -> dict:
     """Test metrics at the best-validation checkpoint; writes report.json and the PNG curves."""
     best = ckpt.best_step()
     if best is not None:
@@ -212,8 +251,10 @@ def final_report(cfg, workdir, state, ckpt, eval_step, ds, dp) -> dict:
     report = {"best_step": best if best is not None else int(state.step),
               "validation": val, "test": test, "num_steps": cfg.train.num_steps,
               "dataset": ds.info.name}
-    with open(os.path.join(workdir, "report.json"), "w") as f:
+    tmp = os.path.join(workdir, "report.json.tmp")
+    with open(tmp, "w") as f:
         json.dump(report, f, indent=2)
+    os.replace(tmp, os.path.join(workdir, "report.json"))
     plot_metrics(workdir)
     metric = "accuracy" if "accuracy" in test else "loss"
     print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "

@@ -50,11 +50,27 @@ class MetricsWriter:
 
 
 def read_metrics(path: str) -> list[dict]:
-    """Rows of a metrics CSV as dicts with int step and float value."""
+    """Rows of a metrics CSV as dicts with int step and float value.
+
+    A last row cut short by a killed run (missing fields) is skipped; any other malformed row
+    or header is a one-line ValueError naming the file and line.
+    """
     with open(path, newline="") as f:
-        # A row cut short by a killed run (missing fields) is skipped.
-        return [dict(step=int(r["step"]), split=r["split"], metric=r["metric"], value=float(r["value"]))
-                for r in csv.DictReader(f) if None not in (r.get(k) for k in FIELDS)]
+        reader = csv.DictReader(f)
+        if reader.fieldnames is not None and tuple(reader.fieldnames) != FIELDS:
+            raise ValueError(f"{path}: not a metrics file (header {reader.fieldnames}, "
+                             f"expected {list(FIELDS)})")
+        rows = []
+        for r in reader:
+            if None in (r.get(k) for k in FIELDS):
+                continue
+            try:
+                rows.append(dict(step=int(r["step"]), split=r["split"], metric=r["metric"],
+                                 value=float(r["value"])))
+            except ValueError:
+                raise ValueError(f"{path}: malformed row at line {reader.line_num}: "
+                                 f"{[r[k] for k in FIELDS]}") from None
+        return rows
 
 
 def plot_metrics(workdir: str, out: str | None = None) -> str:
@@ -64,10 +80,15 @@ def plot_metrics(workdir: str, out: str | None = None) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not os.path.isdir(workdir):
+        raise FileNotFoundError(f"no metrics.csv to plot: workdir {workdir!r} does not exist "
+                                "(or is not a directory)")
     path = os.path.join(workdir, "metrics.csv")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no metrics.csv in {workdir!r}: run `ssm-jax train` with this workdir first")
     rows = read_metrics(path)
+    if not rows:
+        raise ValueError(f"{path} has no metric rows yet; nothing to plot")
     names = [m for m in ("loss", "accuracy", "task_loss", "reg") if any(r["metric"] == m for r in rows)]
     names = names or sorted({r["metric"] for r in rows})[:4]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
@@ -84,6 +105,10 @@ def plot_metrics(workdir: str, out: str | None = None) -> str:
         ax.legend()
     fig.tight_layout()
     out = out or os.path.join(workdir, "learning_curves.png")
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    try:
+        fig.savefig(out, dpi=120)
+    except (OSError, ValueError) as e:  # a missing directory, no permission, an unknown format
+        raise ValueError(f"cannot write the plot to {out!r}: {str(e).splitlines()[0]}") from None
+    finally:
+        plt.close(fig)
     return out

@@ -1,30 +1,35 @@
-"""Optimizer: parameter groups chosen by parameter path, optax schedules, gradient clipping."""
+"""Optimizer: parameter groups from the layer protocol, optax schedules, gradient clipping."""
 
 from __future__ import annotations
 
 import flax.traverse_util as traverse_util
 import optax
 
-from ssm_jax.layers import SSM_CORE_PARAMS
-
 GROUPS = ("ssm", "regular")
 SCHEDULES = ("cosine", "constant")
 
 
-def param_label(path: tuple) -> str:
+def param_label(path: tuple, layers) -> str:
     """Group of one parameter from its path, e.g. ``("block_0", "ssm", "Lambda_re")``.
 
-    "ssm": the SSM core (eigenvalues, input matrix, step size) of any module named ``ssm``;
-    "regular": everything else (C, D, encoder, norms, dense layers, head).
+    Args:
+      path: the parameter's path in ``params``.
+      layers: ``{layer path: layer class}`` of the model's SSM layers
+        (:func:`ssm_jax.layers.find_layers`).
+
+    Returns:
+      "ssm" for a parameter that its layer declares as SSM core (``core_params``: eigenvalues,
+      input matrix, step size); "regular" for everything else (output map, D, encoder, norms,
+      dense layers, head).
     """
-    inside_ssm = "ssm" in path[:-1]
-    return "ssm" if inside_ssm and path[-1] in SSM_CORE_PARAMS else "regular"
+    cls = layers.get(tuple(path[:-1]))
+    return "ssm" if cls is not None and path[-1] in cls.core_params else "regular"
 
 
-def param_labels(params):
-    """Pytree of group labels with the structure of ``params``."""
+def param_labels(params, layers):
+    """Pytree of group labels with the structure of ``params`` (see :func:`param_label`)."""
     flat = traverse_util.flatten_dict(params)
-    return traverse_util.unflatten_dict({path: param_label(path) for path in flat})
+    return traverse_util.unflatten_dict({path: param_label(path, layers) for path in flat})
 
 
 def make_schedule(lr: float, total_steps: int, warmup_steps: int, schedule: str):
@@ -40,18 +45,23 @@ def make_schedule(lr: float, total_steps: int, warmup_steps: int, schedule: str)
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, warmup_steps + 1))
 
 
-def make_optimizer(optim_cfg, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optim_cfg, total_steps: int, layers) -> optax.GradientTransformation:
     """Adam (no weight decay, own learning rate) for the SSM core, AdamW for the rest.
 
-    Config keys: ``lr``, ``ssm_lr``, ``weight_decay``, ``warmup_steps``, ``schedule``
-    ("cosine" | "constant"), ``grad_clip`` (global norm; 0 disables), ``b1``, ``b2``.
+    Args:
+      optim_cfg: the ``optim`` section: ``lr``, ``ssm_lr``, ``weight_decay``,
+        ``warmup_steps``, ``schedule`` ("cosine" | "constant"), ``grad_clip`` (global norm; 0
+        disables), ``b1``, ``b2``.
+      total_steps: length of the schedule.
+      layers: ``{layer path: layer class}`` (:func:`ssm_jax.layers.find_layers`), which
+        decides the SSM core group.
     """
     sched = lambda lr: make_schedule(lr, total_steps, optim_cfg.warmup_steps, optim_cfg.schedule)
     betas = dict(b1=optim_cfg.b1, b2=optim_cfg.b2)
     tx = optax.multi_transform(
         {"ssm": optax.adam(sched(optim_cfg.ssm_lr), **betas),
          "regular": optax.adamw(sched(optim_cfg.lr), weight_decay=optim_cfg.weight_decay, **betas)},
-        param_labels,
+        lambda params: param_labels(params, layers),
     )
     if optim_cfg.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(optim_cfg.grad_clip), tx)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Mapping
 
 import jax
@@ -19,17 +20,17 @@ def task_loss(outputs, labels, head: str, mask=None):
     """Per-example task loss and metrics.
 
     Args:
-      outputs: (B, num_outputs) (or (B, L, num_outputs)) model outputs.
-      labels: (B,) int class ids (or (B, L)) for "classification"; targets with the shape of
-        ``outputs`` (or ``outputs[..., 0]``) for "regression".
+      outputs: (batch, num_outputs) (or (batch, L, num_outputs)) model outputs.
+      labels: (batch,) int class ids (or (batch, L)) for "classification"; targets with the
+        shape of ``outputs`` (or ``outputs[..., 0]``) for "regression".
       head: "classification" (softmax cross-entropy, accuracy) or "regression" (squared error).
-      mask: (B,) bool, False for padding rows; None = all real.
+      mask: (batch,) bool, False for padding rows; None = all real.
 
     Returns:
       (mean loss over real examples, dict of summed metrics with "count").
     """
-    B = outputs.shape[0]
-    mask = jnp.ones((B,), bool) if mask is None else mask
+    n = outputs.shape[0]
+    mask = jnp.ones((n,), bool) if mask is None else mask
     if head == "classification":
         losses = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
         correct = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
@@ -37,12 +38,12 @@ def task_loss(outputs, labels, head: str, mask=None):
         target = labels.reshape(outputs.shape) if labels.size == outputs.size else labels[..., None]
         losses = jnp.square(outputs - target)
         correct = None
-    per_example = losses.reshape(B, -1).mean(-1)
+    per_example = losses.reshape(n, -1).mean(-1)
     weights = mask.astype(per_example.dtype)
     count = jnp.sum(weights)
     sums = {"loss": jnp.sum(per_example * weights), "count": count}
     if correct is not None:
-        sums["accuracy"] = jnp.sum(correct.reshape(B, -1).mean(-1) * weights)
+        sums["accuracy"] = jnp.sum(correct.reshape(n, -1).mean(-1) * weights)
     return sums["loss"] / jnp.maximum(count, 1.0), sums
 
 
@@ -101,3 +102,12 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         return sums
 
     return train_step, eval_step
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def eval_sums(model, variables, batch):
+    """Summed metrics of one evaluation batch (with ``count``, padding rows excluded) of a
+    model in evaluation mode: the trainer's eval step for a model and its variables (the
+    model is a static, hashable argument)."""
+    out = model.apply(variables, batch["inputs"], batch["lengths"], train=False)
+    return task_loss(out, batch["labels"], model.head, batch.get("mask"))[1]

@@ -11,14 +11,15 @@ from ssm_jax.bound import (
     regularizer, validate_bound_config,
 )
 from ssm_jax.kernels import mimo_kernel, ssm_kernel
-from ssm_jax.layers import SSM_LAYERS
+from ssm_jax.layers import get_layer
+from ssm_jax.options import to_dict
 
 from .conftest import H, L
 
 
 def separate_kernels(model, params, i):
     """(K, K_rev or None) of block i, computed from its parameters, not from the forward pass."""
-    module = SSM_LAYERS[model.layer](features=H, **model.ssm)
+    module = get_layer(model.layer)(features=H, **model.ssm.as_kwargs())
     p = {"params": params[f"block_{i}"]["ssm"]}
     if model.layer == "s4d":
         fn = lambda m: [ssm_kernel(*m.discrete(d), L, conj_sym=m.conj_sym) for d in m.directions]
@@ -97,19 +98,21 @@ def test_validate_bound_config():
     cfg = ml_collections.ConfigDict({"bound": {"reg_lambda": 1e-3, "init_scaling": True}})
     out = validate_bound_config(cfg)
     assert out.reg_lambda == 1e-3 and out.init_scaling and out.measure == "paper"
-    assert dict(validate_bound_config(default_bound_config())) == BOUND_DEFAULTS
+    assert to_dict(validate_bound_config(default_bound_config())) == BOUND_DEFAULTS
     assert validate_bound_config({"reg_lambda": 1}).reg_lambda == 1.0
     from ssm_jax.training.config import default_config  # the trainer's bound section is valid
-    assert set(validate_bound_config(default_config()).keys()) == set(BOUND_DEFAULTS)
-    bad = [({"measure": "l1"}, "unknown bound.measure 'l1'; valid names: 'paper', 'covariance'"),
-           ({"channel_reduce": "min"}, "bound.channel_reduce 'min'; valid names: 'mean', 'sum', 'max'"),
-           ({"layer_reduce": None}, "bound.layer_reduce None; valid names: 'mean', 'sum', 'max'"),
-           ({"reg_lambda": -1.0}, "bound.reg_lambda must be a finite float >= 0"),
-           ({"reg_lambda": "1e-3"}, "bound.reg_lambda must be a finite float >= 0"),
-           ({"init_scaling": 1}, "bound.init_scaling must be True or False"),
-           ({"stop_gradient_stats": "yes"}, "bound.stop_gradient_stats must be True or False"),
-           ({"init_batch_size": 0}, "bound.init_batch_size must be an int >= 1"),
-           ({"lambda": 0.1}, "unknown key\\(s\\) bound.lambda; valid keys: init_scaling")]
+    assert set(to_dict(validate_bound_config(default_config()))) == set(BOUND_DEFAULTS)
+    # one message format for every option (ssm_jax.options): the key, then what is allowed
+    bad = [({"measure": "l1"}, "'bound.measure' = 'l1' is not allowed; valid names: 'paper', 'covariance'"),
+           ({"channel_reduce": "min"}, "'bound.channel_reduce' = 'min' is not allowed; valid names: 'mean', 'sum', 'max'"),
+           ({"layer_reduce": None}, "'bound.layer_reduce' must be of type str, got None"),
+           ({"reg_lambda": -1.0}, "'bound.reg_lambda' must be >= 0, got -1.0"),
+           ({"reg_lambda": "1e-3"}, "'bound.reg_lambda' must be of type float"),
+           ({"reg_lambda": float("nan")}, "'bound.reg_lambda' must be a finite float, got nan"),
+           ({"init_scaling": 1}, "'bound.init_scaling' must be a bool"),
+           ({"stop_gradient_stats": "yes"}, "'bound.stop_gradient_stats' must be a bool"),
+           ({"init_batch_size": 0}, "'bound.init_batch_size' must be >= 1, got 0"),
+           ({"lambda": 0.1}, "unknown config key 'bound.lambda'; allowed: channel_reduce, init_batch_size")]
     for section, message in bad:
         with pytest.raises(ValueError, match=message):
             validate_bound_config({"bound": section})

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from experiments import common
+from experiments.config import load
 from experiments.paper1 import ablation
 from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
 
@@ -61,7 +61,7 @@ def test_each_lra_task_names_its_missing_data(tmp_path, monkeypatch, task, fragm
     monkeypatch.setenv("SSM_JAX_DATA", str(empty))
     monkeypatch.setenv("TFDS_DATA_DIR", str(empty))
     with pytest.raises(FileNotFoundError) as info:
-        ablation.main(["--config", f"{CONFIG}:{task}", "--out", str(tmp_path / "out")])
+        ablation.prepare(load(f"{CONFIG}:{task}", ablation.Settings), str(tmp_path / "out"))
     message = str(info.value)
     assert message.startswith(f"task {task!r}: ")
     for fragment in fragments:
@@ -72,30 +72,30 @@ def test_each_lra_task_names_its_missing_data(tmp_path, monkeypatch, task, fragm
 def test_data_dir_override_reaches_every_lra_task(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    cfg = common.load_experiment_config(f"{CONFIG}:paper", [f"data.data_dir={empty}"])
-    assert list(cfg.experiment.tasks) == ["listops", "imdb", "aan", "cifar10", "pathfinder"]
-    assert {t.data.data_dir for t in cfg.tasks.values()} == {str(empty)}
+    exp = load(f"{CONFIG}:paper", ablation.Settings, [f"data.data_dir={empty}"])
+    assert list(exp.settings.tasks) == ["listops", "imdb", "aan", "cifar10", "pathfinder"]
+    assert {t.data["data_dir"] for t in exp.tasks.values()} == {str(empty)}
     with pytest.raises(FileNotFoundError, match="task 'listops'"):
-        ablation.check_data(cfg)
+        ablation.check_data(exp)
 
 
 @pytest.mark.parametrize("arg", ["cpu", "quick", "tiny", "ucr", "mnist_small", "paper",
                                  "listops", "imdb", "aan", "cifar10", "pathfinder"])
 def test_every_scale_validates(arg):
-    cfg = common.load_experiment_config(f"{CONFIG}:{arg}")
-    ablation.check_experiment(cfg)
-    runs = ablation.make_runs(cfg, list(cfg.experiment.tasks))
-    assert len(runs) == len(cfg.experiment.tasks) * 4 * cfg.experiment.num_seeds
+    exp = load(f"{CONFIG}:{arg}", ablation.Settings)
+    ablation.check_experiment(exp)
+    runs = ablation.make_runs(exp, list(exp.settings.tasks))
+    assert len(runs) == len(exp.settings.tasks) * 4 * exp.settings.num_seeds
 
 
 def test_lra_sizes_follow_the_s4_configs():
-    cfg = common.load_experiment_config(f"{CONFIG}:paper")
-    listops, cifar = cfg.tasks.listops, cfg.tasks.cifar10
+    exp = load(f"{CONFIG}:paper", ablation.Settings)
+    listops, cifar = exp.tasks["listops"], exp.tasks["cifar10"]
     assert (listops.model.n_layers, listops.model.d_model, listops.model.ssm.d_state) == (6, 256, 4)
     assert listops.model.prenorm is False and listops.model.ssm.bidirectional is True
     assert (listops.train.batch_size, listops.train.num_steps, listops.optim.warmup_steps) == (32, 120000, 12000)
     assert (cifar.model.d_model, cifar.model.ssm.d_state, cifar.model.dropout) == (512, 64, 0.1)
-    assert cfg.tasks.pathfinder.optim.lr == 0.004
+    assert exp.tasks["pathfinder"].optim.lr == 0.004
 
 
 def test_listops_paper_config_runs_on_generated_files(tmp_path, xla_cache):

@@ -1,4 +1,4 @@
-"""Smoke test: benchmarks/scan.py --quick runs to the end and prints its tables."""
+"""Smoke test: benchmarks/scan.py --quick times the real layers and prints its tables."""
 import os
 import pathlib
 import subprocess
@@ -16,7 +16,8 @@ def test_scan_benchmark_quick():
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
-    assert "| L | associative ms (ratio) | sequential ms (ratio) | conv ms (ratio) |" in out, out
+    assert ("| L | s4d-conv ms (ratio) | s4d-assoc ms (ratio) | s4d-seq ms (ratio) | "
+            "s5-assoc ms (ratio) | s5-seq ms (ratio) |") in out, out
     assert "## forward" in out and "## forward+backward" in out, out
-    assert 'linear_recurrence(method="auto") on this backend picks:' in out, out
+    assert 'scan_method="auto" on this backend picks:' in out, out
     assert "OOM" not in out and "Error" not in out, out

@@ -108,7 +108,7 @@ def smoke_run(tmp_path_factory, request):
 def tiny_model(layer="s4d", n_layers=1, d_model=4, d_state=4, bidirectional=False, **kw):
     ssm = dict(d_state=d_state, dt_min=1e-2, dt_max=1e-1, bidirectional=bidirectional)
     return SequenceModel(num_outputs=3, d_model=d_model, n_layers=n_layers, layer=layer, ssm=ssm,
-                         encoder="linear", activation="gelu", pooling="mean", **kw)
+                         encoder="linear", projection="linear", pooling="mean", **kw)
 
 
 def tiny_batch(batch=8, length=12, channels=2, seed=0) -> dict:

@@ -124,3 +124,34 @@ def test_plot_metrics_writes_a_png(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(FileNotFoundError, match="metrics.csv"):
         plot_metrics(str(tmp_path / "empty"))
+
+
+def test_plot_command_errors_are_one_line(tmp_path, capsys):
+    from ssm_jax import cli
+
+    good = tmp_path / "good"
+    w = MetricsWriter(str(good), tensorboard=False)
+    w.write(5, "train", {"loss": 1.0})
+    w.close()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "metrics.csv").write_text("step,split,metric,value\n")
+    header = tmp_path / "header"
+    header.mkdir()
+    (header / "metrics.csv").write_text("a,b\n1,2\n")
+    malformed = tmp_path / "malformed"
+    malformed.mkdir()
+    (malformed / "metrics.csv").write_text("step,split,metric,value\nfive,train,loss,1.0\n")
+    cases = [
+        ([str(tmp_path / "missing")], "no metrics.csv to plot: workdir"),
+        ([str(empty)], "has no metric rows yet"),
+        ([str(header)], "not a metrics file"),
+        ([str(malformed)], "malformed row at line 2"),
+        ([str(good), "--out", str(tmp_path / "no" / "such" / "dir.png")], "cannot write the plot"),
+        ([str(good), "--out", str(tmp_path / "curves.xyz")], "cannot write the plot"),
+    ]
+    for args, needle in cases:
+        assert cli.main(["plot", *args]) == 2, args
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+    assert cli.main(["plot", str(good)]) == 0

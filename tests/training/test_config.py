@@ -10,7 +10,7 @@ import pytest
 
 from ssm_jax import cli
 from ssm_jax.training.config import (ConfigError, apply_overrides, default_config, load_config,
-                                     validate_config)
+                                     parse_config, validate_config)
 
 from .conftest import REPO, SMOKE, error_lines, run_cli, train_args
 
@@ -266,3 +266,113 @@ def test_cli_config_error_in_a_subprocess(tmp_path):
     lines = error_lines(proc.stderr)
     assert lines == ["config error: config key 'optim.lr' must be > 0, got -0.1"], proc.stderr
     assert not workdir.exists()
+
+
+# ------------------------------------------------------------------ what a new user slips in
+
+
+NEW_USER_BAD = [
+    ("--config.optim.lr=nan", "'optim.lr' must be a finite float, got nan"),
+    ("--config.optim.ssm_lr=inf", "'optim.ssm_lr' must be a finite float, got inf"),
+    ("--config.bound.reg_lambda=nan", "'bound.reg_lambda' must be a finite float, got nan"),
+    ("--config.optim.weight_decay=-inf", "'optim.weight_decay' must be a finite float"),
+    ("--config.model.dropout=nan", "'model.dropout' must be a finite float"),
+    ("--config.model.ssm.dt_max=inf", "'model.ssm.dt_max' must be a finite float"),
+    ("--config.data.train_fraction=nan", "'data.train_fraction' must be a finite float"),
+    ("--config.optim.b1=1.0", "'optim.b1' must be in [0, 1), got 1.0"),
+    ("--config.optim.b2=-0.1", "'optim.b2' must be in [0, 1), got -0.1"),
+    ("--config.seed=-1", "'seed' must be >= 0, got -1"),
+    ("--config.distributed.process_id=-2", "'distributed.process_id' must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("override,needle", NEW_USER_BAD, ids=[b[0] for b in NEW_USER_BAD])
+def test_cli_rejects_non_finite_and_out_of_range_values(tmp_path, capsys, override, needle):
+    rc = cli.main(["train", "--config", SMOKE, "--workdir", str(tmp_path / "w"), override])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and needle in lines[0], lines
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_sequence_length_that_cannot_fit_in_memory_is_refused(tmp_path, capsys):
+    rc = cli.main(["train", "--config", SMOKE, "--workdir", str(tmp_path / "w"),
+                   "--config.data.name=synthetic_regression", "--config.data.seq_len=1000000000"])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1, lines
+    assert "'data.seq_len' = 1000000000" in lines[0] and "GB" in lines[0]
+    assert "lower data.seq_len" in lines[0]
+    # the check is a lower bound: the shipped sizes pass
+    from ssm_jax.training.config import check_memory, parse_config
+
+    cfg = parse_config(apply_overrides(load_config(SMOKE), [
+        "data.name=synthetic_regression", "data.seq_len=100000", "data.num_train=8",
+        "data.num_val=8", "data.num_test=8"]))
+    check_memory(cfg, available=64 * 2 ** 30)
+    with pytest.raises(ConfigError, match="one training step with train.batch_size = 32"):
+        check_memory(cfg, available=2 ** 28)
+    with pytest.raises(ConfigError, match="the synthetic_regression dataset needs at least"):
+        check_memory(cfg.replace(**{"data.num_train": 10 ** 5}), available=2 ** 30)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("def get_config(arg=None)\n    return 1\n", "has a syntax error at line 1"),
+    ("import no_such_module_here\n", "cannot be loaded: ModuleNotFoundError"),
+    ("def get_config(arg=None):\n    raise RuntimeError('boom')\n", "raised RuntimeError: boom"),
+    ("def get_config(arg=None):\n    return None\n", "must return an ml_collections.ConfigDict, got NoneType"),
+    ("x = 1\n", "has no get_config(arg) function"),
+])
+def test_broken_config_files_are_one_line_errors(tmp_path, capsys, body, needle):
+    path = tmp_path / "broken.py"
+    path.write_text(body)
+    rc = cli.main(["train", "--config", str(path), "--workdir", str(tmp_path / "w")])
+    lines = error_lines(capsys.readouterr().err)
+    assert rc == 2 and len(lines) == 1 and needle in lines[0], lines
+    assert lines[0].startswith("config error: ")
+
+
+def test_an_unknown_scale_suffix_is_refused(tmp_path, capsys, arg_config):
+    for spec, needle in [(SMOKE + ":bogus", "unknown scale 'bogus'; valid names: 'cpu'"),
+                         (DIGITS + ":paper", "unknown scale 'paper'"),
+                         (arg_config + ":bogus", "raised KeyError")]:
+        rc = cli.main(["train", "--config", spec, "--workdir", str(tmp_path / "w")])
+        lines = error_lines(capsys.readouterr().err)
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], lines
+    # a file without SCALES whose get_config ignores its argument
+    path = tmp_path / "ignores.py"
+    path.write_text("from ssm_jax.training.config import default_config\n"
+                    "def get_config(arg='cpu'):\n    return default_config()\n")
+    with pytest.raises(ConfigError, match="ignores the scale 'bogus'"):
+        load_config(f"{path}:bogus")
+    assert load_config(f"{path}:cpu") is not None  # its own default is fine
+
+
+def test_the_cli_parses_the_config_exactly_once(tmp_path, monkeypatch):
+    from ssm_jax.training import config as config_module
+    from ssm_jax.training import loop
+
+    calls = []
+    real = config_module._model
+    monkeypatch.setattr(config_module, "_model", lambda section: calls.append(1) or real(section))
+    monkeypatch.setattr(loop, "_train", lambda cfg, *a: {"ok": True})  # no training
+    assert cli.main(["train", "--config", SMOKE, "--workdir", str(tmp_path / "w")]) == 0
+    assert len(calls) == 1
+
+
+def test_options_lists_every_key_with_its_help(capsys):
+    assert cli.main(["options", "model.ssm"]) == 0
+    out = capsys.readouterr().out
+    assert "model.ssm.ssm_init (str; default 'legs'; one of 'legs', 'lin', 'inv', 'real')" in out
+    assert "model.ssm.blocks (int; default 1; > 0): J blocks" in out
+    assert cli.main(["options"]) == 0
+    out = capsys.readouterr().out
+    for key in ("optim.b1", "train.num_steps", "bound.reg_lambda", "distributed.multihost",
+                "model.projection"):
+        assert f"\n{key} (" in out
+
+
+def test_the_old_activation_key_still_works():
+    cfg = load_config(SMOKE)
+    cfg.model.unlock()
+    del cfg.model["projection"]
+    cfg.model.activation = "glu"
+    assert parse_config(cfg).model.projection == "glu"

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 import pytest
 
+from ssm_jax.layers import S4D, S5, find_layers
 from ssm_jax.training.config import default_config
 from ssm_jax.training.optim import GROUPS, make_optimizer, make_schedule, param_label, param_labels
 
@@ -34,8 +35,12 @@ def flat(tree):
     return traverse_util.flatten_dict(tree)
 
 
-def ssm_paths(params):
-    return {path for path, label in flat(param_labels(params)).items() if label == "ssm"}
+def layers_of(model, batch):
+    return find_layers(model, batch["inputs"], batch["lengths"])
+
+
+def ssm_paths(params, layers):
+    return {path for path, label in flat(param_labels(params, layers)).items() if label == "ssm"}
 
 
 # (model kwargs, names in the ssm group per layer)
@@ -51,13 +56,13 @@ MODELS = {
 @pytest.fixture(scope="module", params=list(MODELS))
 def model_params(request):
     kw, core = MODELS[request.param]
-    params = random_params(tiny_model(n_layers=3, **kw), tiny_batch())
-    return params, core
+    model, batch = tiny_model(n_layers=3, **kw), tiny_batch()
+    return random_params(model, batch), core, layers_of(model, batch)
 
 
 def test_every_parameter_is_in_exactly_one_group(model_params):
-    params, _ = model_params
-    labels = param_labels(params)
+    params, _, layers = model_params
+    labels = param_labels(params, layers)
     assert jax.tree.structure(labels) == jax.tree.structure(params)
     assert set(jax.tree.leaves(labels)) == set(GROUPS)
     partition = {g: {p for p, label in flat(labels).items() if label == g} for g in GROUPS}
@@ -66,8 +71,8 @@ def test_every_parameter_is_in_exactly_one_group(model_params):
 
 
 def test_ssm_group_is_exactly_the_core_of_every_layer(model_params):
-    params, core = model_params
-    got = ssm_paths(params)
+    params, core, layers = model_params
+    got = ssm_paths(params, layers)
     expected = {(f"block_{i}", "ssm", name) for i in range(3) for name in core}
     assert got == expected
     assert len(got) == 3 * len(core)  # 15 (S4D), 30 (bidirectional S4D), 12 (S5)
@@ -77,9 +82,9 @@ def test_ssm_group_is_exactly_the_core_of_every_layer(model_params):
 
 def test_group_sizes():
     batch = tiny_batch()
-    assert len(ssm_paths(random_params(tiny_model(n_layers=3), batch))) == 15
-    assert len(ssm_paths(random_params(tiny_model(n_layers=3, bidirectional=True), batch))) == 30
-    assert len(ssm_paths(random_params(tiny_model(layer="s5", n_layers=3), batch))) == 12
+    for kw, size in ((dict(), 15), (dict(bidirectional=True), 30), (dict(layer="s5"), 12)):
+        model = tiny_model(n_layers=3, **kw)
+        assert len(ssm_paths(random_params(model, batch), layers_of(model, batch))) == size
 
 
 @pytest.mark.parametrize("path,label", [
@@ -96,11 +101,12 @@ def test_group_sizes():
     (("head", "B"), "regular"),  # a core name outside an `ssm` module is not core
 ])
 def test_param_label(path, label):
-    assert param_label(path) == label
+    layers = {("block_0", "ssm"): S5, ("block_3", "ssm"): S4D}  # B is S5's, log_step_rev S4D's
+    assert param_label(path, layers) == label
 
 
-def _one_update(cfg, params, grads, total_steps=100):
-    tx = make_optimizer(cfg, total_steps)
+def _one_update(cfg, params, grads, layers, total_steps=100):
+    tx = make_optimizer(cfg, total_steps, layers)
     updates, _ = tx.update(grads, tx.init(params), params)
     return optax.apply_updates(params, updates)
 
@@ -108,10 +114,10 @@ def _one_update(cfg, params, grads, total_steps=100):
 def test_ssm_group_has_its_own_learning_rate(model_params):
     """With gradient 1 everywhere, Adam's first step is -lr: ssm_lr for the core, lr for the
     rest. A parameter in no group (or in both) would move by 0 (or lr + ssm_lr)."""
-    params, _ = model_params
+    params, _, layers = model_params
     cfg = optim_cfg(lr=0.1, ssm_lr=0.01)
-    new = _one_update(cfg, params, jax.tree.map(jnp.ones_like, params))
-    labels = flat(param_labels(params))
+    new = _one_update(cfg, params, jax.tree.map(jnp.ones_like, params), layers)
+    labels = flat(param_labels(params, layers))
     for path, p in flat(params).items():
         step = np.asarray(flat(new)[path] - p)
         lr = cfg.ssm_lr if labels[path] == "ssm" else cfg.lr
@@ -120,10 +126,10 @@ def test_ssm_group_has_its_own_learning_rate(model_params):
 
 def test_weight_decay_applies_to_regular_params_only(model_params):
     """A zero gradient: regular params shrink by lr * weight_decay, the SSM core is unchanged."""
-    params, _ = model_params
+    params, _, layers = model_params
     cfg = optim_cfg(lr=0.1, ssm_lr=0.05, weight_decay=0.2)
-    new = _one_update(cfg, params, jax.tree.map(jnp.zeros_like, params))
-    labels = flat(param_labels(params))
+    new = _one_update(cfg, params, jax.tree.map(jnp.zeros_like, params), layers)
+    labels = flat(param_labels(params, layers))
     shrunk = 0
     for path, p in flat(params).items():
         got, p = np.asarray(flat(new)[path]), np.asarray(p)
@@ -145,7 +151,7 @@ def test_gradient_clipping_is_applied_when_configured():
           "head": {"kernel": jnp.full((2, 2), 0.1)}}  # norm < 1: not clipped
 
     def two_steps(cfg, grads):
-        tx = make_optimizer(cfg, 100)
+        tx = make_optimizer(cfg, 100, {("block_0", "ssm"): S4D})
         state, p = tx.init(params), params
         for g in grads:
             updates, state = tx.update(g, state, p)
@@ -180,7 +186,7 @@ def test_run_shorter_than_its_warmup():
     s = make_schedule(1.0, total_steps=10, warmup_steps=20, schedule="cosine")
     values = [float(s(i)) for i in range(11)]
     assert values[0] == 0.0 and all(np.diff(values) > 0)
-    make_optimizer(optim_cfg(warmup_steps=100, schedule="cosine"), 10)
+    make_optimizer(optim_cfg(warmup_steps=100, schedule="cosine"), 10, {})
 
 
 def test_constant_schedule_with_warmup():

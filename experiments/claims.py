@@ -1,0 +1,104 @@
+"""Claims an experiment tests, with the paper's number (where known), ours, and a verdict
+from a stated rule. ``ssm-jax reproduce`` collects them into REPORT.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+NO_NUMBER = "no number"  # the paper (or its digest) gives no value for this claim
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One claim and its verdict.
+
+    Attributes:
+      paper: 1, 2 or 3.
+      experiment: the experiment's name (its results folder).
+      text: the claim, as the paper makes it.
+      paper_value: the paper's number, or :data:`NO_NUMBER`.
+      ours: what we measured (numbers, with their spread).
+      verdict: one of :data:`VERDICTS`.
+      rule: how ``ours`` decides the verdict (the thresholds are config values).
+      evidence: files of the experiment (tables, figures) relative to its folder.
+    """
+
+    paper: int
+    experiment: str
+    text: str
+    paper_value: str
+    ours: str
+    verdict: str
+    rule: str
+    evidence: tuple = ()
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+def interval_verdict(low: float, high: float) -> str:
+    """A confidence interval of an effect whose claimed sign is positive: above 0 =
+    reproduced, below 0 = not reproduced, containing 0 (or undefined) = inconclusive."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if low > 0:
+        return "reproduced"
+    if high < 0:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def threshold_verdict(value: float, reproduced_if, not_reproduced_if) -> str:
+    """``reproduced_if(value)`` / ``not_reproduced_if(value)`` (predicates), else
+    inconclusive; NaN is inconclusive."""
+    if value is None or not math.isfinite(value):
+        return "inconclusive"
+    if reproduced_if(value):
+        return "reproduced"
+    if not_reproduced_if(value):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def all_verdict(verdicts) -> str:
+    """One verdict for a claim tested in several settings: reproduced only if reproduced in
+    every one, not reproduced if not reproduced in any, else inconclusive."""
+    verdicts = list(verdicts)
+    if verdicts and all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    if any(v == "not reproduced" for v in verdicts):
+        return "not reproduced"
+    return "inconclusive"
+
+
+def write_claims(directory: str, claims, scale: str | None = None) -> str:
+    """``directory/claims.json``: the claims of one experiment run (read by the report)."""
+    path = os.path.join(directory, "claims.json")
+    payload = {"scale": scale, "claims": [dataclasses.asdict(c) for c in claims]}
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def read_claims(path: str) -> tuple:
+    """``(scale, [Claim])`` from a claims.json."""
+    with open(path) as f:
+        payload = json.load(f)
+    claims = [Claim(**{**c, "evidence": tuple(c.get("evidence", ()))}) for c in payload["claims"]]
+    return payload.get("scale"), claims
+
+
+def claims_table(claims) -> str:
+    """Markdown table ``claim | paper | ours | verdict`` (the rule under the verdict)."""
+    lines = ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {cell(c.text)} | {cell(c.paper_value)} | {cell(c.ours)} | "
+                     f"**{c.verdict}** ({cell(c.rule)}) |")
+    return "\n".join(lines)

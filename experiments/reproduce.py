@@ -1,0 +1,134 @@
+"""``ssm-jax reproduce --paper 1|2|3|all --scale quick|cpu|paper [--workdir DIR]``.
+
+Runs the experiments of the chosen papers at one scale in ``DIR/paper<N>/<experiment>/``
+(finished runs are reused, interrupted ones resume from their checkpoints) under one progress
+bar with an ETA over the whole plan, and writes ``DIR/REPORT.md``: per paper, the table
+``claim | paper | ours | verdict`` with each verdict's rule, and links to the tables and
+figures. The report is rebuilt from every ``claims.json`` under ``DIR``, so running the papers
+one at a time adds to it.
+
+Experiments are found, not listed: every module of ``experiments/paper<N>/`` that defines
+``PAPER`` and ``claims`` (see :mod:`experiments.runner`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import importlib
+import os
+import pkgutil
+import sys
+import time
+
+from experiments import runner
+from experiments.claims import claims_table, read_claims
+
+PAPERS = {
+    1: "Liu & Li, *From Generalization Analysis to Optimization Designs for State Space Models* "
+       "(ICML 2024)",
+    2: "Liu & Li, *Autocorrelation Matters: Understanding the Role of Initialization Schemes for "
+       "State Space Models* (ICLR 2025)",
+    3: "Honarpisheh et al., *Generalization Error Analysis for Selective State-Space Models "
+       "Through the Lens of Attention* (NeurIPS 2025)",
+}
+SCALES = ("quick", "cpu", "paper")
+
+
+def experiment_modules(paper: int) -> list:
+    """The experiment modules of ``experiments/paper<paper>/``, in name order (an ``ORDER``
+    attribute sorts first)."""
+    try:
+        package = importlib.import_module(f"experiments.paper{paper}")
+    except ModuleNotFoundError:
+        return []
+    mods = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if getattr(module, "PAPER", None) == paper and callable(getattr(module, "claims", None)):
+            mods.append(module)
+    return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), runner.module_name(m)))
+
+
+def _papers(papers) -> list:
+    if papers in ("all", None):
+        return sorted(PAPERS)
+    if isinstance(papers, (int, str)):
+        papers = [papers]
+    out = []
+    for p in papers:
+        if str(p) not in map(str, PAPERS):
+            raise ValueError(f"unknown paper {p!r}; valid: 1, 2, 3, all")
+        out.append(int(p))
+    return out
+
+
+def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
+              only: str | None = None) -> str:
+    """Run the plan and write ``workdir/REPORT.md``; returns its path."""
+    from tqdm import tqdm
+
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid names: {', '.join(SCALES)}")
+    wanted = set(only.split(",")) if only else None
+    plan = []
+    for paper in _papers(papers):
+        for module in experiment_modules(paper):
+            name = runner.module_name(module)
+            if wanted is not None and name not in wanted:
+                continue
+            exp = runner.load_module_config(module, scale)
+            directory = os.path.join(workdir, f"paper{paper}", name)
+            plan.append((paper, module, exp, directory))
+    if wanted is not None:
+        missing = wanted - {runner.module_name(m) for _, m, _, _ in plan}
+        if missing:
+            raise ValueError(f"unknown experiment(s) {sorted(missing)} for paper(s) {papers}")
+    if not plan:
+        raise ValueError(f"no experiment found for paper(s) {papers}")
+    # every check that can fail (configs, data, run directories) before any compute
+    units = [module.prepare(exp, directory) for _, module, exp, directory in plan]
+    bar = tqdm(total=sum(len(u) for u in units), desc=f"reproduce ({scale})", unit="unit",
+               dynamic_ncols=True, file=sys.stderr)
+    start = time.perf_counter()
+    for paper, module, exp, directory in plan:
+        bar.set_description(f"paper {paper}: {runner.module_name(module)}")
+        runner.run(module, exp, directory, bar)
+        write_report(workdir)
+    bar.close()
+    return write_report(workdir, elapsed=time.perf_counter() - start)
+
+
+def write_report(workdir: str, elapsed: float | None = None) -> str:
+    """``workdir/REPORT.md`` from every ``paper<N>/<experiment>/claims.json`` under it."""
+    import jax
+
+    sections = ["# Reproduction report",
+                f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
+                f"by `ssm-jax reproduce` (JAX {jax.__version__}, backend "
+                f"{jax.default_backend()}){'' if elapsed is None else f'; this invocation took {elapsed:.0f} s'}.",
+                "Verdicts: **reproduced** when our measurement meets the rule stated with it; "
+                "**not reproduced** when it contradicts the claim; **inconclusive** when the "
+                "measurement cannot decide (e.g. a confidence interval containing zero). "
+                "Numbers of papers 1 and 2 are reconstructions where the full text was not "
+                "available; \"no number\" means the paper gives none for this setting."]
+    for paper, title in PAPERS.items():
+        files = sorted(glob.glob(os.path.join(workdir, f"paper{paper}", "*", "claims.json")))
+        if not files:
+            continue
+        sections.append(f"## Paper {paper}: {title}")
+        for path in files:
+            scale, claims = read_claims(path)
+            folder = os.path.dirname(path)
+            name = os.path.basename(folder)
+            rel = os.path.relpath(folder, workdir)
+            evidence = sorted({e for c in claims for e in c.evidence})
+            links = ", ".join(f"[{e}]({rel}/{e})" for e in evidence) or "-"
+            sections.append(f"### {name} (scale `{scale}`)\n\n{claims_table(claims)}\n\n"
+                            f"Tables and figures: {links}.")
+    path = os.path.join(workdir, "REPORT.md")
+    os.makedirs(workdir, exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write("\n\n".join(sections) + "\n")
+    os.replace(path + ".tmp", path)
+    return path

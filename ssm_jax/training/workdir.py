@@ -1,0 +1,121 @@
+"""Work directories that cannot be corrupted: usable-directory checks, one run at a time
+(a lock), and a config fingerprint that a resumed run must match.
+
+* :func:`prepare_workdir`: the directory exists (or is created) and is writable; otherwise a
+  one-line :class:`WorkdirError`.
+* :class:`WorkdirLock`: an exclusive ``fcntl`` lock on ``workdir/.lock`` for the whole run; a
+  second run on the same directory fails at once, naming the holder's pid. The lock is
+  released by the kernel when the process dies, so a killed run never leaves it stale.
+* :func:`check_resume`: ``workdir/checkpoints/config.json`` is the config the checkpoints were
+  written with. A resumed run whose model, data, optimizer or schedule differ is refused with
+  the differing keys; changes to logging, evaluation and checkpoint cadence are applied and
+  reported.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sys
+
+from ssm_jax.training.config import (RESUMABLE_CHANGES, Config, ConfigError, config_changes,
+                                     save_config)
+
+FINGERPRINT = os.path.join("checkpoints", "config.json")
+
+
+class WorkdirError(ValueError):
+    """A work directory that cannot be used (a file, not writable, in use by another run)."""
+
+
+def prepare_workdir(workdir: str) -> str:
+    """Create ``workdir`` if needed and check that this process can write to it.
+
+    Returns:
+      the absolute path.
+    """
+    path = os.path.abspath(workdir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise WorkdirError(f"workdir {workdir!r} is a file, not a directory; choose another --workdir")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise WorkdirError(f"workdir {workdir!r} is not writable ({reason}); choose another "
+                           "--workdir") from None
+    return path
+
+
+class WorkdirLock:
+    """Exclusive lock of a work directory for the lifetime of a run (context manager)."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, ".lock")
+        self._file = None
+
+    def __enter__(self):
+        f = open(self.path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise WorkdirError(f"workdir {os.path.dirname(self.path)!r} is in use by another "
+                                   f"run (pid {holder}); wait for it to finish or choose another "
+                                   "--workdir") from None
+            raise
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+        return self
+
+    def __exit__(self, *exc):
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        return False
+
+
+def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
+    """Refuse to resume checkpoints written with another config; report harmless changes.
+
+    Does nothing when ``workdir`` holds no fingerprint yet (a new run).
+
+    Raises:
+      ConfigError naming every differing key that a resume cannot change.
+    """
+    path = os.path.join(workdir, FINGERPRINT)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    new = json.loads(json.dumps(cfg.to_dict(), default=str))
+    changes = config_changes(old, new)
+    refused = [c for c in changes if c[0] not in RESUMABLE_CHANGES]
+    if refused:
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in refused[:6])
+        more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
+        raise ConfigError(f"cannot resume {workdir!r}: its checkpoints were written with another "
+                          f"config: {listed}{more}; use the original values or a new --workdir")
+    for key, a, b in changes:
+        report(f"resuming with changed {key}: {a!r} -> {b!r}")
+
+
+def write_fingerprint(workdir: str, cfg: Config) -> None:
+    """Store the config the checkpoints of ``workdir`` are written with (atomically)."""
+    save_config(cfg, os.path.join(workdir, "checkpoints"))
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

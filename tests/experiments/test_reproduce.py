@@ -1,0 +1,68 @@
+"""`ssm-jax reproduce`: one plan, one progress bar, REPORT.md with a verdict per claim, finished
+work reused; the verdict helpers."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments.claims import (Claim, all_verdict, claims_table, interval_verdict, read_claims,
+                                threshold_verdict, write_claims)
+from tests.experiments.conftest import REPO
+
+
+def run_reproduce(workdir, *args, cache=None):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env.pop("XLA_FLAGS", None)
+    if cache:
+        env["SSM_JAX_COMPILATION_CACHE"] = cache
+    return subprocess.run([sys.executable, "-m", "ssm_jax.cli", "reproduce", "--workdir",
+                           str(workdir), *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_reproduce_writes_the_report_and_reuses_finished_work(tmp_path, xla_cache):
+    proc = run_reproduce(tmp_path, "--paper", "1", "--scale", "quick", "--only", "output_scale",
+                         cache=xla_cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "## Paper 1: Liu & Li" in report and "### output_scale (scale `quick`)" in report
+    assert "| claim | paper | ours | verdict |" in report
+    # the SSM output is what the theorem bounds: the rule equalizes it across patterns
+    ssm_line = next(line for line in report.splitlines() if "output scale of an SSM" in line)
+    assert "**reproduced**" in ssm_line and "max/min" in ssm_line
+    for link in ("table.md", "spread.csv", "output_scale.png"):
+        assert f"(paper1/output_scale/{link})" in report
+        assert (tmp_path / "paper1" / "output_scale" / link).exists()
+    assert "reproduce (quick)" in proc.stderr or "paper 1: output_scale" in proc.stderr  # the bar
+    scale, claims = read_claims(tmp_path / "paper1" / "output_scale" / "claims.json")
+    assert scale == "quick" and len(claims) == 2
+    # unknown experiment names and scales are one-line errors before any compute
+    bad = run_reproduce(tmp_path, "--paper", "1", "--only", "nope")
+    assert bad.returncode == 2 and "unknown experiment(s) ['nope']" in bad.stderr
+
+
+def test_verdict_rules():
+    assert interval_verdict(0.1, 0.5) == "reproduced"
+    assert interval_verdict(-0.5, -0.1) == "not reproduced"
+    assert interval_verdict(-0.1, 0.5) == "inconclusive"
+    assert interval_verdict(math.nan, 1.0) == "inconclusive"
+    rule = lambda v: threshold_verdict(v, lambda x: x >= 2, lambda x: x <= 1)
+    assert [rule(v) for v in (3.0, 0.5, 1.5, math.nan)] == [
+        "reproduced", "not reproduced", "inconclusive", "inconclusive"]
+    assert all_verdict(["reproduced", "reproduced"]) == "reproduced"
+    assert all_verdict(["reproduced", "inconclusive"]) == "inconclusive"
+    assert all_verdict(["reproduced", "not reproduced"]) == "not reproduced"
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        Claim(1, "x", "t", "p", "o", "maybe", "r")
+
+
+def test_claims_round_trip_and_table(tmp_path):
+    c = Claim(3, "exp", "a | b", "0.5", "0.4 ± 0.1", "inconclusive", "CI contains 0", ("t.md",))
+    write_claims(str(tmp_path), [c], scale="cpu")
+    assert read_claims(str(tmp_path / "claims.json")) == ("cpu", [c])
+    table = claims_table([c])
+    assert "| a \\| b | 0.5 | 0.4 ± 0.1 | **inconclusive** (CI contains 0) |" in table
