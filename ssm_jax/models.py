@@ -30,6 +30,8 @@ class SequenceModel(nn.Module):
       pooling: "mean" (over valid positions), "last" (last valid position) or "none"
         (per-position outputs).
       head: "classification" or "regression" (the loss is chosen by the trainer).
+      residual: residual connection around every block (see ``SequenceBlock``).
+      head_bias: the linear head has a bias.
     """
 
     num_outputs: int
@@ -45,6 +47,8 @@ class SequenceModel(nn.Module):
     dropout: float = 0.0
     pooling: str = "mean"
     head: str = "classification"
+    residual: bool = True
+    head_bias: bool = True
 
     def __post_init__(self):
         check_choice("layer", self.layer, layer_names())
@@ -89,9 +93,10 @@ class SequenceModel(nn.Module):
         for i in range(self.n_layers):
             x = SequenceBlock(self.d_model, layer=self.layer, ssm=self.ssm, norm=self.norm,
                               prenorm=self.prenorm, projection=self.projection,
-                              dropout=self.dropout, name=f"block_{i}")(x, mask, train=train)
+                              dropout=self.dropout, residual=self.residual,
+                              name=f"block_{i}")(x, mask, train=train)
         if self.pooling == "mean":
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
         elif self.pooling == "last":
             x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
-        return nn.Dense(self.num_outputs, name="head")(x)
+        return nn.Dense(self.num_outputs, use_bias=self.head_bias, name="head")(x)

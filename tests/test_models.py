@@ -89,3 +89,20 @@ def test_bad_configuration_and_input():
         SequenceModel(num_outputs=2).init(jax.random.key(0), jnp.ones((2, 6)))
     with pytest.raises(ValueError, match=r"lengths must have shape \(batch,\) = \(2,\), got \(3,\)"):
         SequenceModel(num_outputs=2).init(jax.random.key(0), x, jnp.ones((3,), int))
+
+
+def test_bare_blocks_are_the_ssm_alone():
+    """norm/projection "none" and no residual: each block is its SSM layer, nothing else."""
+    from ssm_jax.layers import S4D
+
+    model = SequenceModel(num_outputs=2, d_model=4, n_layers=2, ssm={"d_state": 4}, norm="none",
+                          projection="none", residual=False, pooling="none", head_bias=False)
+    x = jax.random.normal(jax.random.key(0), (3, 7, 1))
+    v = model.init(jax.random.key(1), x)
+    p = v["params"]
+    assert set(p) == {"encoder", "block_0", "block_1", "head"}
+    assert set(p["block_0"]) == {"ssm"} and set(p["head"]) == {"kernel"}
+    h = x @ p["encoder"]["kernel"] + p["encoder"]["bias"]
+    for i in range(2):
+        h = S4D(features=4, d_state=4).apply({"params": p[f"block_{i}"]["ssm"]}, h)
+    np.testing.assert_allclose(model.apply(v, x), h @ p["head"]["kernel"], rtol=1e-5, atol=1e-6)

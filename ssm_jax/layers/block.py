@@ -11,8 +11,8 @@ import jax.numpy as jnp
 from ssm_jax.kernels._checks import check_choice
 from ssm_jax.layers.base import get_layer, layer_options
 
-NORMS = ("layer", "batch")
-PROJECTIONS = ("linear", "glu")
+NORMS = ("layer", "batch", "none")
+PROJECTIONS = ("linear", "glu", "none")
 
 
 def ssm_options(layer: str, ssm: Any):
@@ -30,6 +30,10 @@ class SequenceBlock(nn.Module):
     so they never reach valid positions (also in the backward direction of bidirectional
     layers).
 
+    The bare SSM of the theory (no norm, no nonlinearity, no projection, no residual):
+    ``norm="none", projection="none", residual=False`` gives ``x -> SSM(x)``;
+    ``projection="none"`` drops the GELU, the dropout and the dense layer.
+
     Attributes:
       features: H.
       layer: registered SSM layer name (``ssm_jax.layers.layer_names()``).
@@ -43,6 +47,7 @@ class SequenceBlock(nn.Module):
     prenorm: bool = True
     projection: str = "glu"
     dropout: float = 0.0
+    residual: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))  # hashable, checked
@@ -57,7 +62,9 @@ class SequenceBlock(nn.Module):
     def _norm(self, x, train: bool, name: str):
         if self.norm == "batch":
             return nn.BatchNorm(use_running_average=not train, name=name)(x)
-        return nn.LayerNorm(name=name)(x)
+        if self.norm == "layer":
+            return nn.LayerNorm(name=name)(x)
+        return x
 
     @nn.compact
     def __call__(self, x, mask, *, train: bool = False):
@@ -69,13 +76,16 @@ class SequenceBlock(nn.Module):
             x = self._norm(x, train, "norm")
         x = x * mask[..., None]
         x = get_layer(self.layer)(features=self.features, **self.ssm.as_kwargs(), name="ssm")(x)
-        x = nn.Dropout(self.dropout, deterministic=not train)(nn.gelu(x))
-        if self.projection == "glu":
-            a, b = jnp.split(nn.Dense(2 * self.features, name="out")(x), 2, axis=-1)
-            x = a * nn.sigmoid(b)
-        else:
-            x = nn.Dense(self.features, name="out")(x)
-        x = skip + nn.Dropout(self.dropout, deterministic=not train)(x)
+        if self.projection != "none":
+            x = nn.Dropout(self.dropout, deterministic=not train)(nn.gelu(x))
+            if self.projection == "glu":
+                a, b = jnp.split(nn.Dense(2 * self.features, name="out")(x), 2, axis=-1)
+                x = a * nn.sigmoid(b)
+            else:
+                x = nn.Dense(self.features, name="out")(x)
+            x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        if self.residual:
+            x = skip + x
         if not self.prenorm:
             x = self._norm(x, train, "norm")
         return x

@@ -59,12 +59,14 @@ class ModelOptions:
     n_layers: int = option(4, "number of residual blocks", positive=True)
     encoder: str = option("auto", "input encoder ('auto': embedding for tokens, else linear)",
                           choices=ENCODERS + ("auto",))
-    norm: str = option("layer", "normalization of each block", choices=NORMS)
+    norm: str = option("layer", "normalization of each block ('none': no norm)", choices=NORMS)
     prenorm: bool = option(True, "normalize the block input (else the block output)")
-    projection: str = option("glu", "output projection of each block (after GELU)",
-                             choices=PROJECTIONS)
+    projection: str = option("glu", "output projection of each block after GELU ('none': no "
+                             "GELU, dropout or projection)", choices=PROJECTIONS)
     dropout: float = option(0.0, "dropout rate", minimum=0.0, maximum=1.0, exclusive_maximum=True)
     pooling: str = option("mean", "pooling over time before the head", choices=POOLINGS)
+    residual: bool = option(True, "residual connection around every block")
+    head_bias: bool = option(True, "the linear head has a bias")
     ssm: Any = None  # the layer's Options (model.ssm.*), parsed by parse_config
 
 

@@ -57,6 +57,7 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
         vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
         projection=model_cfg.projection, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
         head="classification" if classification else "regression",
+        residual=model_cfg.residual, head_bias=model_cfg.head_bias,
     )
 
 
