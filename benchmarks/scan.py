@@ -7,7 +7,9 @@ runs) on a batch ``u (batch, L, H)`` float32, as the forward pass (y) or forward
 (value and gradient of mean(y^2) with respect to all parameters). Parameters and inputs are
 jit arguments (nothing closed over). Each cell: compile (timed separately), one warm-up call,
 then the median of --repeats timed calls with block_until_ready; the ratio is to the fastest
-cell of the row, measured side by side in this process.
+cell of the row, measured side by side in this process. A roofline table follows: achieved
+GFLOP/s and GB/s of each cell and their fractions of the peaks measured in this process
+(benchmarks/roofline.py states the work model).
 
 State sizes: S4D keeps ``N/2`` complex modes per channel (``--state N``, conj_sym); S5 keeps
 ``P/2`` complex modes shared by the channels (``--s5-state P``).
@@ -32,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from roofline import peaks, print_roofline, roofline_row, s4d_work, s5_work
 from ssm_jax.kernels import auto_method
 from ssm_jax.layers import S4D, S5
 
@@ -189,6 +192,21 @@ def main(argv=None):
             print(f"| {mode} | {length} | " + " | ".join(
                 f"{cells[m]:.2f}" if isinstance(cells[m], float) else str(cells[m])
                 for m in args.cases) + " |")
+    peak = peaks()
+    for mode in args.modes:
+        rows = []
+        for length in args.lengths:
+            for name in args.cases:
+                t = results[mode][length][name]
+                if not isinstance(t, float):
+                    continue
+                work = (s5_work(args.batch, length, args.heads, args.s5_state // 2)
+                        if name.startswith("s5") else
+                        s4d_work(args.batch, length, args.heads, args.state // 2,
+                                 "conv" if name.endswith("conv") else "recurrent"))
+                rows.append(roofline_row(f"{name} L={length}", t, work, peak,
+                                         mode != "forward"))
+        print_roofline(rows, peak, mode)
     print()
     for mode in args.modes:
         for prefix in ("s4d", "s5"):

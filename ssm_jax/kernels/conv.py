@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.projections import diagonal_readout, scaled_input
 from ssm_jax.kernels.scan import linear_recurrence
 
 # Default cap on the elements of one (H, N, chunk) Vandermonde block.
@@ -162,11 +163,9 @@ def ssm_recurrence(u, Lambda_bar, B_bar, C, *, conj_sym: bool = True, method: st
     _check_siso(Lambda_bar, B_bar, C)
     check_rank("u", u, (2,), "(L, H)")
     check_same("u[0]", u.shape[1:], "Lambda_bar[:, 0]", Lambda_bar.shape[:1], "channel count H")
-    Bu = B_bar[None] * u[:, :, None]  # (L, H, N)
+    Bu = scaled_input(u, B_bar)  # (L, H, N); real times complex without complex products
     h = linear_recurrence(Lambda_bar, Bu, h0, reverse=reverse, method=method)  # (L, H, N)
-    scale = 2.0 if conj_sym else 1.0
-    # An elementwise product and sum is several times faster on CPU than a complex einsum here.
-    y = scale * jnp.sum(h * C, axis=-1).real
+    y = diagonal_readout(h, C, 2.0 if conj_sym else 1.0)
     return y.astype(jnp.result_type(u.dtype, C.real.dtype))
 
 

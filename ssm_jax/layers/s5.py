@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm_jax.kernels import (DISCRETIZATIONS, SCAN_METHODS, discretize, hippo_n, linear_recurrence,
-                             log_step_uniform, mimo_kernel)
+from ssm_jax.kernels import (DISCRETIZATIONS, SCAN_METHODS, discretize, hippo_n, input_projection,
+                             linear_recurrence, log_step_uniform, mimo_kernel, output_projection)
 from ssm_jax.kernels._checks import check_rank, check_same
 from ssm_jax.layers.base import SSMLayer, register_layer
 from ssm_jax.options import option, require
@@ -133,7 +133,7 @@ class S5(SSMLayer):
         check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
         self.sow("intermediates", "input", u)
         Lambda_bar, B_bar = self.discrete()
-        Bu = jnp.einsum("blh,ph->blp", u.astype(B_bar.dtype), B_bar)  # (batch, L, M)
+        Bu = input_projection(u, B_bar)  # (batch, L, M) complex, from one real product
         scale = 2.0 if self.conj_sym else 1.0
         y = self.D * u
         for d in self.directions:
@@ -144,5 +144,5 @@ class S5(SSMLayer):
             run = lambda b: linear_recurrence(Lambda_bar, b, reverse=(d == "_rev"),
                                               method=self.scan_method)
             x = jax.vmap(run)(Bu)  # (batch, L, M)
-            y = y + scale * jnp.einsum("blp,hp->blh", x, C).real
+            y = y + output_projection(x, C, scale)  # scale * Re(C x), one real product
         return y

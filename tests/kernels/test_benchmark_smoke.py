@@ -21,3 +21,16 @@ def test_scan_benchmark_quick():
     assert "## forward" in out and "## forward+backward" in out, out
     assert 'scan_method="auto" on this backend picks:' in out, out
     assert "OOM" not in out and "Error" not in out, out
+    assert "## roofline: forward+backward" in out and "% of peak FLOP/s" in out, out
+
+
+@pytest.mark.slow
+def test_projection_benchmark_quick():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "projections.py"), "--quick"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| S")]
+    assert len(rows) == 4 + 8, proc.stdout  # 4 timing rows, 8 roofline rows
+    for row in rows[:4]:  # the new layers give the previous outputs
+        assert float(row.rstrip(" |").split("|")[-1]) < 1e-4, row
