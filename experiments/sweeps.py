@@ -17,7 +17,7 @@ import sys
 import jax
 import numpy as np
 
-from ssm_jax.training.config import RESUMABLE_CHANGES, Config, config_changes
+from ssm_jax.training.config import PLACEMENT, RESUMABLE_CHANGES, Config, config_changes
 
 
 @dataclasses.dataclass
@@ -56,7 +56,8 @@ def check_runs(runs, directory: str) -> None:
         if old is None:
             continue
         new = json.loads(json.dumps(run.cfg.to_dict(), default=str))
-        changed = [k for k, _, _ in config_changes(old, new) if k not in RESUMABLE_CHANGES]
+        changed = [k for k, _, _ in config_changes(old, new)
+                   if k not in RESUMABLE_CHANGES and not k.startswith(PLACEMENT)]
         if changed:
             raise ValueError(f"{workdir} holds a run with a different config ({', '.join(changed[:4])}"
                              f"{' ...' if len(changed) > 4 else ''}); delete it or choose another --out")

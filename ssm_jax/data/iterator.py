@@ -27,12 +27,20 @@ class BatchIterator:
     ``batch_size``; with ``drop_remainder=False`` the last batch of each epoch may be smaller
     (and carries no padding). Epochs follow one another without end; ``it.epoch`` tells which
     epoch the next batch comes from.
+
+    ``shard=(k, count)``: every process of a multi-host run iterates over the same global
+    batches (same seed, same order) and reads only the ``k``-th of ``count`` equal row blocks
+    of each (leading size ``batch_size // count``); the state is that of the global batches.
     """
 
     def __init__(self, split: Split, batch_size: int, *, seed: int, shuffle: bool = True,
-                 drop_remainder: bool = True):
+                 drop_remainder: bool = True, shard: tuple = (0, 1)):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        k, count = shard
+        if batch_size % count or not 0 <= k < count:
+            raise ValueError(f"batch_size {batch_size} does not split into {count} shards "
+                             f"(shard {k})")
         if len(split) == 0:
             raise ValueError("cannot iterate over an empty split")
         if drop_remainder and batch_size > len(split):
@@ -48,6 +56,7 @@ class BatchIterator:
         self.epoch = 0
         self.position = 0
         self._order = None
+        self.shard = (int(k), int(count))
 
     @property
     def batches_per_epoch(self) -> int:
@@ -75,6 +84,10 @@ class BatchIterator:
         order = self._current_order()
         index = order[self.position:self.position + self.batch_size]
         self.position += len(index)
+        k, count = self.shard
+        if count > 1:
+            per = len(index) // count
+            index = index[k * per:(k + 1) * per]
         return self.split.take(index)
 
     def state(self) -> dict:

@@ -101,23 +101,31 @@ class Split:
             for key in ("inputs", "lengths", "labels")
         }
 
-    def batches(self, batch_size: int) -> Iterator[dict]:
+    def batches(self, batch_size: int, shard: tuple = (0, 1)) -> Iterator[dict]:
         """In-order batches for evaluation; the last partial batch is padded.
 
         Yields dicts with ``inputs``, ``lengths``, ``labels`` of leading size ``batch_size``
         and ``mask: (batch_size,) bool``, False on padding rows (copies of row 0 of the
         batch). ``mask.sum()`` is the number of real examples.
+
+        ``shard=(k, count)``: only the ``k``-th of ``count`` equal row blocks of every batch
+        is read and yielded (leading size ``batch_size // count``), for the ``k``-th of
+        ``count`` processes of a multi-host run.
         """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        k, count = shard
+        if batch_size % count:
+            raise ValueError(f"batch_size {batch_size} does not split into {count} shards")
+        rows = slice(k * batch_size // count, (k + 1) * batch_size // count)
         n = len(self)
         for start in range(0, n, batch_size):
             stop = min(start + batch_size, n)
             real = stop - start
             index = np.arange(start, start + batch_size)
             index[real:] = start
-            batch = self.take(index)
-            batch["mask"] = np.arange(batch_size) < real
+            batch = self.take(index[rows])
+            batch["mask"] = (np.arange(batch_size) < real)[rows]
             yield batch
 
     def num_batches(self, batch_size: int) -> int:

@@ -48,9 +48,15 @@ class Checkpoints:
     def __init__(self, workdir: str, keep: int):
         self.root = os.path.join(workdir, "checkpoints")
         self.manifests = os.path.join(self.root, "manifests")
-        os.makedirs(self.manifests, exist_ok=True)
-        for which in KINDS:
-            self._clean(which)
+        self.primary = jax.process_index() == 0  # process 0 keeps the manifests and cleans up
+        if self.primary:
+            os.makedirs(self.manifests, exist_ok=True)
+            for which in KINDS:
+                self._clean(which)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("checkpoints cleaned")
         self.last = _manager(os.path.join(self.root, "last"), max_to_keep=keep)
         self.best = _manager(os.path.join(self.root, "best"), max_to_keep=1,
                              best_fn=lambda m: m["score"], best_mode="max")
@@ -61,6 +67,8 @@ class Checkpoints:
         return os.path.join(self.manifests, f"{which}-{step}.json")
 
     def _write_manifest(self, which: str, step: int) -> None:
+        if not self.primary:
+            return
         step_dir = os.path.join(self.root, which, str(step))
         path = self._manifest(which, step)
         with open(path + ".tmp", "w") as f:
@@ -150,11 +158,16 @@ class Checkpoints:
                 _warn(f"the checkpoint at step {step} cannot be restored ({type(e).__name__}: "
                       f"{str(e).splitlines()[0][:200] if str(e) else ''}); moved it to {target} "
                       "and falling back to the previous one")
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.move(os.path.join(self.root, "last", str(step)), target)
-                if os.path.exists(self._manifest("last", step)):
-                    os.remove(self._manifest("last", step))
+                if self.primary:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    shutil.rmtree(target, ignore_errors=True)
+                    shutil.move(os.path.join(self.root, "last", str(step)), target)
+                    if os.path.exists(self._manifest("last", step)):
+                        os.remove(self._manifest("last", step))
+                if jax.process_count() > 1:
+                    from jax.experimental import multihost_utils
+
+                    multihost_utils.sync_global_devices(f"corrupt checkpoint {step} moved")
                 self.last.reload()
         return 0, None, None
 

@@ -103,17 +103,22 @@ class DistributedOptions:
     """``distributed``: multi-host set-up through ``jax.distributed.initialize``."""
 
     multihost: bool = option(False, "call jax.distributed.initialize")
-    coordinator_address: str = option("", "host:port of process 0 ('' = auto-detect)")
-    num_processes: int = option(1, "number of processes", positive=True)
-    process_id: int = option(0, "this process's id", minimum=0)
+    coordinator_address: str = option("", "host:port of process 0 ('' = detected from the "
+                                      "cluster environment)")
+    num_processes: int = option(None, "number of processes (None = detected)", kind=int,
+                                positive=True, nullable=True)
+    process_id: int = option(None, "this process's id (None = detected)", kind=int, minimum=0,
+                             nullable=True)
 
 
 SECTIONS = {"model": ModelOptions, "optim": OptimOptions, "train": TrainOptions,
             "bound": BoundOptions, "distributed": DistributedOptions}
 
-# Keys a resumed run may change (applied and reported); any other change is refused.
+# Keys a resumed run may change (applied and reported); any other change is refused. The
+# distributed section (how the same run is spread over processes) may change freely.
 RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.checkpoint_every",
                      "train.keep_checkpoints", "train.progress", "train.eval_batch_size")
+PLACEMENT = "distributed."
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,8 @@ from ssm_jax.training.checkpoint import Checkpoints
 from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import make_optimizer
-from ssm_jax.training.sharding import DataParallel, maybe_initialize_distributed
+from ssm_jax.training.sharding import (DataParallel, is_primary, maybe_initialize_distributed,
+                                      sync, to_host)
 from ssm_jax.training.state import TrainState
 from ssm_jax.training.steps import eval_sums, make_steps
 from ssm_jax.training.workdir import (WorkdirLock, check_resume, prepare_workdir,
@@ -99,10 +100,11 @@ def evaluate(eval_step, state, split, batch_size, dp: DataParallel | None) -> di
     if dp is not None:
         batch_size = -(-batch_size // dp.num_devices) * dp.num_devices
     put = dp.put_batch if dp is not None else (lambda b: b)
+    shard = dp.shard if dp is not None else (0, 1)
     totals = {}
-    for batch in split.batches(batch_size):
+    for batch in split.batches(batch_size, shard=shard):
         sums = eval_step(state, put(batch))
-        for k, v in jax.device_get(sums).items():
+        for k, v in to_host(sums).items():
             totals[k] = totals.get(k, 0.0) + float(v)
     count = totals.pop("count")
     return {k: v / count for k, v in totals.items()}
@@ -148,7 +150,7 @@ def _finite_leaves(params):
 
 def _check_finite_params(params, step, last_good_step):
     """Raise NonFiniteError if a parameter is NaN/Inf after ``step`` (before it is saved)."""
-    flags = traverse_util.flatten_dict(jax.device_get(_finite_leaves(params)), sep="/")
+    flags = traverse_util.flatten_dict(to_host(_finite_leaves(params)), sep="/")
     bad = [name for name, ok in flags.items() if not ok]
     if bad:
         raise NonFiniteError(f"parameters {', '.join(map(repr, bad[:3]))}{' ...' if len(bad) > 3 else ''} "
@@ -167,7 +169,7 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     maybe_initialize_distributed(cfg.distributed)
     dp = DataParallel(cfg.train.batch_size)  # the batch must split over the devices
     workdir = prepare_workdir(workdir)  # a file or a read-only path fails here, before any compute
-    with WorkdirLock(workdir):  # a second run on this workdir fails here
+    with WorkdirLock(workdir, jax.process_index()):  # a second run on this workdir fails here
         ds = get_dataset(cfg.data)
         model = build_model(cfg.model, ds.info)
         if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
@@ -179,11 +181,13 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     ckpt = Checkpoints(workdir, cfg.train.keep_checkpoints)
     if ckpt.latest_step() is not None:
-        check_resume(workdir, cfg)  # refuses checkpoints written with another config
-    save_config(cfg, workdir)
-    write_fingerprint(workdir, cfg)
+        check_resume(workdir, cfg, report=print if is_primary() else lambda _: None)
+    if is_primary():
+        save_config(cfg, workdir)
+        write_fingerprint(workdir, cfg)
+    sync("config written")
 
-    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed)
+    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed, shard=dp.shard)
     rng = jax.random.PRNGKey(cfg.seed)
     init_rng, state_rng = jax.random.split(rng)
     variables, batch = init_variables(model, cfg, ds.train, init_rng)
@@ -198,11 +202,12 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
         train_iter.restore(data_state)
         print(f"resumed from checkpoint at step {start} in {workdir}")
     state = dp.replicate(state)
-    writer = MetricsWriter(workdir, resume_step=start)
+    writer = MetricsWriter(workdir, resume_step=start, enabled=is_primary())
     best_score = ckpt.best_score()
 
     history, last_good = [], start
-    bar = tqdm(total=cfg.train.num_steps, initial=start, disable=not cfg.train.progress,
+    bar = tqdm(total=cfg.train.num_steps, initial=start,
+               disable=not (cfg.train.progress and is_primary()),
                desc="train", dynamic_ncols=True)
     t_last, n_last = time.perf_counter(), start
     try:
@@ -213,7 +218,7 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
             eval_now = step % cfg.train.eval_every == 0 or step == cfg.train.num_steps
             ckpt_now = step % cfg.train.checkpoint_every == 0 or step == cfg.train.num_steps
             if log_now or eval_now or ckpt_now:
-                history = [(s, jax.device_get(m)) for s, m in history]
+                history = [(s, to_host(m)) for s, m in history]
                 _check_finite(history, last_good)
                 _check_finite_params(state.params, step, last_good)
                 dt = time.perf_counter() - t_last
@@ -252,11 +257,12 @@ def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp) -> dict:
     report = {"best_step": best if best is not None else int(state.step),
               "validation": val, "test": test, "num_steps": cfg.train.num_steps,
               "dataset": ds.info.name}
-    tmp = os.path.join(workdir, "report.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, os.path.join(workdir, "report.json"))
-    plot_metrics(workdir)
+    if is_primary():
+        tmp = os.path.join(workdir, "report.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+        os.replace(tmp, os.path.join(workdir, "report.json"))
+        plot_metrics(workdir)
     metric = "accuracy" if "accuracy" in test else "loss"
     print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "
           f"{test[metric]:.4f} (validation {metric} {val[metric]:.4f})")

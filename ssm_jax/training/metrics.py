@@ -17,7 +17,11 @@ class MetricsWriter:
     dropped (they will be logged again), so the file matches an uninterrupted run.
     """
 
-    def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
+    def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True,
+                 enabled: bool = True):
+        self.enabled, self.tb = enabled, None
+        if not enabled:  # a secondary process of a multi-host run: process 0 writes
+            return
         os.makedirs(workdir, exist_ok=True)
         self.path = os.path.join(workdir, "metrics.csv")
         rows = read_metrics(self.path) if os.path.exists(self.path) else []
@@ -27,7 +31,6 @@ class MetricsWriter:
             for r in rows:
                 if r["step"] <= resume_step:
                     w.writerow([r[k] for k in FIELDS])
-        self.tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
@@ -35,6 +38,8 @@ class MetricsWriter:
                                     purge_step=resume_step + 1 if resume_step else None)
 
     def write(self, step: int, split: str, metrics: dict) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", newline="") as f:
             w = csv.writer(f)
             for name, value in metrics.items():

@@ -20,8 +20,8 @@ import json
 import os
 import sys
 
-from ssm_jax.training.config import (RESUMABLE_CHANGES, Config, ConfigError, config_changes,
-                                     save_config)
+from ssm_jax.training.config import (PLACEMENT, RESUMABLE_CHANGES, Config, ConfigError,
+                                     config_changes, save_config)
 
 FINGERPRINT = os.path.join("checkpoints", "config.json")
 
@@ -55,8 +55,10 @@ def prepare_workdir(workdir: str) -> str:
 class WorkdirLock:
     """Exclusive lock of a work directory for the lifetime of a run (context manager)."""
 
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, ".lock")
+    def __init__(self, workdir: str, process: int = 0):
+        # each process of a multi-host run holds its own lock: a second run with the same
+        # process ids on this workdir fails, the processes of one run do not block each other
+        self.path = os.path.join(workdir, ".lock" if process == 0 else f".lock.{process}")
         self._file = None
 
     def __enter__(self):
@@ -101,7 +103,7 @@ def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
     with open(path) as f:
         old = json.load(f)
     new = json.loads(json.dumps(cfg.to_dict(), default=str))
-    changes = config_changes(old, new)
+    changes = [c for c in config_changes(old, new) if not c[0].startswith(PLACEMENT)]
     refused = [c for c in changes if c[0] not in RESUMABLE_CHANGES]
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in refused[:6])
