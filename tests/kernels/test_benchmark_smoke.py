@@ -34,3 +34,16 @@ def test_projection_benchmark_quick():
     assert len(rows) == 4 + 8, proc.stdout  # 4 timing rows, 8 roofline rows
     for row in rows[:4]:  # the new layers give the previous outputs
         assert float(row.rstrip(" |").split("|")[-1]) < 1e-4, row
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_quick(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    png = tmp_path / "scaling.png"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scaling.py"), "--quick",
+                           "--out", str(png)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "| layer | time exponent a (time ~ L^a) | memory exponent b | L range |" in proc.stdout
+    assert "| S4D conv |" in proc.stdout and "| S5 scan |" in proc.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
