@@ -54,6 +54,18 @@ def write_fixtures(root: Path) -> dict:
             "pathfinder (fixture)": {"name": "pathfinder", "data_dir": str(root)}}
 
 
+def numpy_copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
+    """Bytes/s (read + write) of copying a float32 NumPy array of ``megabytes``."""
+    src = np.ones(megabytes * 2 ** 18, np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.nbytes / best
+
+
 def batches_per_second(split, batch_size: int, seconds: float) -> float:
     from ssm_jax.data import BatchIterator
 
@@ -86,8 +98,12 @@ def main(argv=None) -> None:
             "ucr GunPoint": {"name": "ucr", "ucr_name": "GunPoint", "validation_fraction": 0.1},
         }
         configs.update(write_fixtures(Path(tmp) / "fixtures"))
+        bandwidth = numpy_copy_bandwidth()
         header = f"{'dataset':<24} {'L':>6} {'build s':>8} {'again s':>8} " + " ".join(
-            f"{'B=' + str(b) + ' b/s':>11}" for b in BATCH_SIZES)
+            f"{'B=' + str(b) + ' b/s':>11}" for b in BATCH_SIZES) + f" {'GB/s (% copy)':>15}"
+        print(f"batches per second; GB/s: bytes of the batches handed out per second at the "
+              f"largest batch size, against a {bandwidth / 1e9:.1f} GB/s NumPy copy of 256 MB "
+              "measured in this process (the loaders are NumPy)")
         print(header)
         print("-" * len(header))
         for label, cfg in configs.items():
@@ -98,8 +114,11 @@ def main(argv=None) -> None:
             ds = get_dataset(cfg)
             cached = time.perf_counter() - start
             rates = [batches_per_second(ds.train, b, args.seconds) for b in BATCH_SIZES]
+            one = ds.train.take(np.arange(min(BATCH_SIZES[-1], len(ds.train))))
+            gbs = rates[-1] * sum(v.nbytes for v in one.values()) / 1e9
             print(f"{label:<24} {ds.info.seq_len:>6} {build:>8.2f} {cached:>8.2f} "
-                  + " ".join(f"{r:>11.0f}" for r in rates))
+                  + " ".join(f"{r:>11.0f}" for r in rates)
+                  + f" {gbs:>8.2f} ({100 * gbs * 1e9 / bandwidth:.0f}%)")
             sys.stdout.flush()
 
 

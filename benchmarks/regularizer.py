@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from roofline import peaks, print_roofline, roofline_row
 from ssm_jax.bound import regularizer
 from ssm_jax.models import SequenceModel
 
@@ -91,13 +92,14 @@ def main(argv=None):
     opt_state = tx.init(params)
     steps = make_steps(model, tx, args.reg_lambda, args.measure)
 
-    compiled, flops = {}, {}
+    compiled, flops, traffic = {}, {}, {}
     for name, step in steps.items():
         t0 = time.perf_counter()
         compiled[name] = step.lower(params, opt_state, x, y).compile()
         cost = compiled[name].cost_analysis() or {}
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops[name] = cost.get("flops", float("nan"))
+        traffic[name] = cost.get("bytes accessed", float("nan"))
         print(f"{name}: compile {time.perf_counter() - t0:.2f} s, XLA flops {flops[name]:.3e}")
         jax.block_until_ready(compiled[name](params, opt_state, x, y))  # warm-up
     print(f"flops ratio reg/base: {flops['reg'] / flops['base']:.3f}")
@@ -115,6 +117,11 @@ def main(argv=None):
               f"{len(t)} runs)")
     paired = statistics.median(r / b for r, b in zip(times["reg"], times["base"]))
     print(f"median of paired ratios reg/base: {paired:.3f}")
+    # A straight-line program (conv mode, no scan): XLA's own flop and byte counts are exact.
+    peak = peaks()
+    print_roofline([roofline_row(f"train step, {name}", med[name], (flops[name], traffic[name]),
+                                 peak, backward=False) for name in steps], peak,
+                   "whole train step, XLA's flop and byte counts")
     print(f"regularizer overhead: {med['reg'] / med['base']:.3f}x")
 
 
