@@ -13,11 +13,13 @@
 
 from ssm_jax.bound.collect import LayerIO, collect_layers
 from ssm_jax.bound.config import (
-    BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, validate_bound_config,
+    BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, resolve_readout,
+    validate_bound_config,
 )
-from ssm_jax.bound.init_scaling import layer_measures, rescale_init
+from ssm_jax.bound.init_scaling import forward_intermediates, layer_measures, rescale_init
 from ssm_jax.bound.measure import (
-    MEASURES, batch_measure, covariance_measure, final_time_kernel, generalization_measure,
+    MEASURES, READOUTS, batch_measure, covariance_measure, direction_measures, final_time_kernel,
+    generalization_measure, readout_measure, readout_weights, weighted_measure,
 )
 from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
 from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
@@ -28,4 +30,7 @@ __all__ = [
     "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
     "layer_measures", "layer_taus", "make_regularizer", "regularizer", "rescale_init",
     "validate_bound_config",
+    # read-outs (issue 11)
+    "READOUTS", "direction_measures", "forward_intermediates", "readout_measure",
+    "readout_weights", "resolve_readout", "weighted_measure",
 ]

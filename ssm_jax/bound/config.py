@@ -3,7 +3,8 @@
 Keys: ``init_scaling`` (apply :func:`rescale_init` before training), ``init_batch_size``
 (sequences of the batch it uses), ``reg_lambda`` (weight of :func:`regularizer` in the loss;
 0 = off), ``measure`` (:data:`MEASURES`), ``channel_reduce`` and ``layer_reduce``
-(:data:`REDUCTIONS`), ``stop_gradient_stats``.
+(:data:`REDUCTIONS`), ``stop_gradient_stats``, ``readout`` (``auto`` follows
+``model.pooling``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import ml_collections
 
 from ssm_jax import options as opt
-from ssm_jax.bound.measure import MEASURES
+from ssm_jax.bound.measure import MEASURES, READOUTS
 from ssm_jax.bound.regularizer import REDUCTIONS, regularizer
 from ssm_jax.options import option
 
@@ -32,6 +33,17 @@ class BoundOptions:
                                  choices=tuple(REDUCTIONS))
     layer_reduce: str = option("sum", "reduction over layers", choices=tuple(REDUCTIONS))
     stop_gradient_stats: bool = option(True, "treat the input statistics as constants")
+    readout: str = option("auto", "output the measure bounds: 'last' (final time), 'mean' "
+                          "(time mean), 'auto' (follow model.pooling)",
+                          choices=("auto",) + READOUTS)
+
+
+def resolve_readout(readout: str, pooling=None) -> str:
+    """``bound.readout`` with "auto" resolved from ``model.pooling`` ("mean" -> "mean",
+    "last"/"none"/None -> "last")."""
+    if readout != "auto":
+        return readout
+    return "mean" if pooling == "mean" else "last"
 
 
 BOUND_DEFAULTS = opt.defaults(BoundOptions)
@@ -58,24 +70,28 @@ def validate_bound_config(cfg) -> BoundOptions:
     return opt.parse(BoundOptions, section, "bound.")
 
 
-def make_regularizer(cfg):
+def make_regularizer(cfg, pooling=None, padded: bool = False):
     """The regularizer as a loss term configured by the ``bound`` section.
 
     Args:
       cfg: :class:`BoundOptions`, or anything :func:`validate_bound_config` takes.
+      pooling: the model's pooling (resolves ``readout="auto"``).
+      padded: the data has sequences of different lengths: the term reads ``batch["lengths"]``
+        and measures each sequence's own read-out (per-sequence weights).
 
     Returns:
       ``term(intermediates, batch=None) -> () float``: :func:`regularizer` of the forward pass's
-      intermediates with the configured measure, reductions and stop-gradient; ``batch`` is
-      ignored (the statistics come from the sown layer inputs). The weight ``reg_lambda`` is
+      intermediates with the configured measure, read-out, reductions and stop-gradient (the
+      statistics come from the sown layer inputs; ``batch`` gives only the lengths). The weight ``reg_lambda`` is
       applied by the caller.
     """
     b = validate_bound_config(cfg)
     options = dict(measure=b.measure, channel_reduce=b.channel_reduce, layer_reduce=b.layer_reduce,
-                   stop_gradient_stats=b.stop_gradient_stats)
+                   stop_gradient_stats=b.stop_gradient_stats,
+                   readout=resolve_readout(b.readout, pooling))
 
     def term(intermediates, batch=None):
-        del batch
-        return regularizer(intermediates, **options)
+        lengths = batch["lengths"] if padded and batch is not None else None
+        return regularizer(intermediates, lengths=lengths, **options)
 
     return term

@@ -16,35 +16,41 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ssm_jax.bound.collect import collect_layers
-from ssm_jax.bound.measure import MEASURES, batch_measure
+from ssm_jax.bound.measure import MEASURES, READOUTS, direction_measures
 from ssm_jax.kernels._checks import check_choice
 
 REDUCTIONS = {"mean": jnp.mean, "sum": jnp.sum, "max": jnp.max}
 
 
-def layer_taus(intermediates, *, measure: str = "paper", stop_gradient_stats: bool = True):
+def layer_taus(intermediates, *, measure: str = "paper", stop_gradient_stats: bool = True,
+               readout: str = "last", lengths=None):
     """tau of every SSM layer found in an intermediates tree, in block order.
 
     Args:
       intermediates: intermediates tree (see :func:`collect_layers`).
       measure: one of :data:`MEASURES`.
       stop_gradient_stats: treat each layer's input statistics as constants.
+      readout: one of :data:`READOUTS`: the final-time output or the time mean.
+      lengths: None or (batch,) int valid lengths of a padded batch.
 
     Returns:
-      list of (H,) arrays (H_out for MIMO layers), one per layer; bidirectional layers use
-      their final-time kernel (:func:`final_time_kernel`).
+      list of (H,) arrays (H_out for MIMO layers), one per layer; bidirectional layers: both
+      directions with all their lags (:func:`~ssm_jax.bound.measure.direction_measures`).
     """
     check_choice("measure", measure, MEASURES)
+    check_choice("readout", readout, READOUTS)
     layers = collect_layers(intermediates)
     if not layers:
         raise ValueError("no SSM layer in the intermediates (no node with 'input' and 'kernel'); "
                          "apply the model with mutable=['intermediates']")
-    return [batch_measure(layer.final_kernel, layer.input, measure=measure,
-                          stop_gradient_stats=stop_gradient_stats) for layer in layers]
+    return [direction_measures(layer.kernel, layer.input, K_rev=layer.kernel_rev, readout=readout,
+                               measure=measure, lengths=lengths,
+                               stop_gradient_stats=stop_gradient_stats)[0] for layer in layers]
 
 
 def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = "mean",
-                layer_reduce: str = "sum", stop_gradient_stats: bool = True):
+                layer_reduce: str = "sum", stop_gradient_stats: bool = True,
+                readout: str = "last", lengths=None):
     """``layer_reduce_l channel_reduce_h tau[l][h]`` on the current batch, for the loss.
 
     Args:
@@ -55,6 +61,8 @@ def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = 
       layer_reduce: reduction over layers, one of :data:`REDUCTIONS`.
       stop_gradient_stats: ``stop_gradient`` on the statistics (the layer inputs); the
         gradient then flows through the kernels only.
+      readout: one of :data:`READOUTS`.
+      lengths: None or (batch,) int valid lengths of a padded batch.
 
     Returns:
       () float scalar.
@@ -62,6 +70,7 @@ def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = 
     check_choice("measure", measure, MEASURES)
     check_choice("channel_reduce", channel_reduce, tuple(REDUCTIONS))
     check_choice("layer_reduce", layer_reduce, tuple(REDUCTIONS))
-    taus = layer_taus(intermediates, measure=measure, stop_gradient_stats=stop_gradient_stats)
+    taus = layer_taus(intermediates, measure=measure, stop_gradient_stats=stop_gradient_stats,
+                      readout=readout, lengths=lengths)
     per_layer = jnp.stack([REDUCTIONS[channel_reduce](tau) for tau in taus])
     return REDUCTIONS[layer_reduce](per_layer)

@@ -25,14 +25,34 @@ def test_collect_layers_natural_order_and_any_nesting():
 
 
 def test_layer_measures_use_each_layers_own_input(models, sown):
+    """The statistics are those of the layer's real argument, captured by intercepting the SSM
+    layer's call (not the value it sowed), and the kernel is computed from its parameters."""
+    import flax.linen as nn
+
+    from ssm_jax.kernels import ssm_kernel
+    from ssm_jax.layers import SSMLayer, get_layer
+
     model, variables, x = models("s4d_3_layernorm")
+    captured = []
+
+    def capture(next_fun, args, kwargs, context):
+        if isinstance(context.module, SSMLayer) and context.method_name == "__call__":
+            captured.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(capture):
+        model.apply(variables, x)
     taus = layer_measures(model, variables, x)
-    assert len(taus) == 3
+    assert len(taus) == len(captured) == 3
+    layer = get_layer(model.layer)(features=H, **model.ssm.as_kwargs())
+    kernel = lambda m: ssm_kernel(*m.discrete(""), L, conj_sym=m.conj_sym)
     for i, tau in enumerate(taus):
-        layer = sown("s4d_3_layernorm")[f"block_{i}"]["ssm"]
-        expected = generalization_measure(layer["kernel"][0], *input_statistics(layer["input"][0]))
+        K = layer.apply({"params": variables["params"][f"block_{i}"]["ssm"]}, method=kernel)
+        expected = generalization_measure(K, *input_statistics(captured[i]))
         assert tau.shape == (H,)
         np.testing.assert_allclose(tau, expected, rtol=1e-10)
+    # the layers' inputs differ (a test reading one layer's input for all would fail)
+    assert float(jnp.abs(captured[1] - captured[0]).max()) > 1e-3
 
 
 @pytest.mark.parametrize("name", list(MODELS))

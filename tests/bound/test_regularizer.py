@@ -37,10 +37,13 @@ def hand_regularizer(model, params, variables, x, stop_gradient_stats):
     total = 0.0
     for i in range(model.n_layers):
         K, K_rev = separate_kernels(model, params, i)
-        if K_rev is not None:  # y(T) = sum_s K[T-s] u(s) + K_rev[0] u(T)
-            K = K.at[..., 0].add(K_rev[..., 0])
         mean, std = input_statistics(sown[f"block_{i}"]["ssm"]["input"][0])
-        total = total + jnp.mean(generalization_measure(K, mean, std))
+        tau = generalization_measure(K, mean, std)
+        if K_rev is not None:
+            # the backward direction read out at its own final time t = 0:
+            # y_rev(0) = sum_s K_rev[s] u(s), i.e. the forward formula with K_rev reversed
+            tau = (tau + generalization_measure(K_rev[..., ::-1], mean, std)) / 2
+        total = total + jnp.mean(tau)
     return total
 
 
