@@ -62,14 +62,26 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
     )
 
 
-def loss_terms(cfg: Config):
-    """Extra loss terms from the config: ``{name: (weight, term)}``."""
+def loss_terms(cfg: Config, train_split=None):
+    """Extra loss terms from the config: ``{name: (weight, term)}``. With ``train_split``
+    given and holding sequences of different lengths, the regularizer measures each
+    sequence's own read-out (``batch["lengths"]``)."""
     terms = {}
     if cfg.bound.reg_lambda > 0:
         from ssm_jax.bound import make_regularizer
 
-        terms["reg"] = (cfg.bound.reg_lambda, make_regularizer(cfg.bound))
+        terms["reg"] = (cfg.bound.reg_lambda,
+                        make_regularizer(cfg.bound, pooling=cfg.model.pooling,
+                                         padded=_padded(train_split)))
     return terms
+
+
+def _padded(split) -> bool:
+    """The split holds sequences shorter than its padded length (one sequence per example;
+    False for two-document inputs, whose lengths are (n, 2))."""
+    if split is None or np.ndim(split.lengths) != 1:
+        return False
+    return bool(np.any(np.asarray(split.lengths) < split.inputs.shape[1]))
 
 
 def init_batch(split, n: int, seed: int) -> dict:
@@ -87,7 +99,13 @@ def init_variables(model, cfg: Config, train_split, rng):
     if cfg.bound.init_scaling:
         from ssm_jax.bound import rescale_init
 
-        variables = rescale_init(model, variables, batch["inputs"], batch["lengths"])
+        from ssm_jax.bound import resolve_readout
+
+        # the measure and read-out the regularizer uses; train mode, as the first step sees it
+        lengths = batch["lengths"] if _padded(train_split) else None
+        variables = rescale_init(model, variables, batch["inputs"], lengths,
+                                 measure=cfg.bound.measure,
+                                 readout=resolve_readout(cfg.bound.readout, cfg.model.pooling))
     return variables, batch
 
 
@@ -194,7 +212,7 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
     tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg))
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train))
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:
