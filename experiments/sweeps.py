@@ -140,9 +140,14 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def total_tau(model, variables, batch, measure: str = "paper") -> float:
-    """Sum over SSM layers of the mean over channels of tau on ``batch``."""
+def total_tau(model, variables, batch, measure: str = "paper", readout: str = "last") -> float:
+    """Sum over SSM layers of the mean over channels of tau on ``batch`` (``readout``: the
+    output the measure bounds, "last" or "mean")."""
     from ssm_jax.bound import layer_measures
 
-    taus = layer_measures(model, variables, batch["inputs"], batch["lengths"], measure=measure)
+    lengths = batch["lengths"]
+    if np.all(np.asarray(lengths) == np.shape(batch["inputs"])[1]):
+        lengths = None  # full length: the shared-weight formula (same value, cheaper)
+    taus = layer_measures(model, variables, batch["inputs"], lengths, measure=measure,
+                          readout=readout)
     return float(sum(float(np.mean(jax.device_get(t))) for t in taus))

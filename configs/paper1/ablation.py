@@ -39,7 +39,8 @@ from ssm_jax.training.config import default_config
 
 VARIANTS = ["none", "scale", "reg", "both"]  # w/o (8),(9); w/ (8); w/ (9); w/ (8),(9)
 LRA_TASKS = ("listops", "imdb", "aan", "cifar10", "pathfinder")
-SCALES = ("cpu", "quick", "tiny", "ucr", "mnist_small", "paper") + LRA_TASKS
+SCALES = ("cpu", "quick", "tiny", "ucr", "digits", "listops_small", "mnist_small",
+          "paper") + LRA_TASKS
 
 
 def _experiment(name, tasks, **kw):
@@ -73,6 +74,49 @@ def ucr():
     c.train.update(batch_size=16, eval_batch_size=256, num_steps=400, log_every=50,
                    eval_every=50, checkpoint_every=400, keep_checkpoints=1)
     return c
+
+
+def ucr_task(name: str, num_steps: int = 400, batch_size: int = 16):
+    """A sktime-bundled UCR set (few training sequences: a real generalization gap), 2-layer
+    S4D width 32, mean pooling; validation = 20% of the UCR training split."""
+    c = ucr()
+    c.data.ucr_name = name
+    c.optim.warmup_steps = max(10, num_steps // 15)
+    c.train.update(batch_size=batch_size, num_steps=num_steps, eval_every=max(25, num_steps // 10),
+                   checkpoint_every=num_steps, log_every=50)
+    return c
+
+
+def digits_no_norm(num_steps=600):
+    """digits without the norm: a LayerNorm right after the linear encoder of a 1-channel input
+    reduces every pixel to its sign (LN(w x) = sign(x) w_hat)."""
+    c = digits(num_steps=num_steps)
+    c.model.norm = "none"
+    c.data.update(train_fraction=0.2, validation_fraction=0.1)  # 359 training sequences
+    return c
+
+
+def listops_small(num_steps=600):
+    """Generated ListOps with few training sequences (500; padded, lengths 50-200)."""
+    c = default_config()
+    c.data.update(name="listops", num_train=500, num_val=200, num_test=1000, min_length=50,
+                  max_length=200, max_depth=4, seed=0)
+    c.model.update(layer="s4d", d_model=32, n_layers=2, projection="glu", norm="layer",
+                   prenorm=True, dropout=0.1, pooling="mean")
+    c.model.ssm.update(d_state=16, dt_min=1e-3, dt_max=1e-1)
+    c.optim.update(lr=4e-3, ssm_lr=1e-3, weight_decay=0.05, warmup_steps=40)
+    c.train.update(batch_size=32, eval_batch_size=500, num_steps=num_steps, log_every=50,
+                   eval_every=100, checkpoint_every=num_steps, keep_checkpoints=1)
+    return c
+
+
+# The CPU tasks with a real gap (the :cpu scale): name -> (config, seeds)
+CPU_TASKS = {
+    "italy": (lambda: ucr_task("ItalyPowerDemand", 300), 10),
+    "gunpoint": (lambda: ucr_task("GunPoint", 300), 5),
+    "arrowhead": (lambda: ucr_task("ArrowHead", 300), 5),
+    "digits_nonorm": (lambda: digits_no_norm(500), 5),
+}
 
 
 def mnist_small():
@@ -119,13 +163,23 @@ def lra(task: str):
 
 def get_config(arg: str = "cpu"):
     if arg == "cpu":
+        seeds_per_task = {name: n for name, (_, n) in CPU_TASKS.items()}
         return ml_collections.ConfigDict(dict(
-            experiment=_experiment("ablation", ["digits"], num_seeds=5),
+            experiment=_experiment("ablation", list(CPU_TASKS), num_seeds=5,
+                                   task_seeds=[f"{k}={n}" for k, n in seeds_per_task.items()]),
+            tasks={name: make() for name, (make, _) in CPU_TASKS.items()}))
+    if arg == "digits":
+        return ml_collections.ConfigDict(dict(
+            experiment=_experiment("ablation_digits", ["digits"], num_seeds=5),
             tasks={"digits": digits()}))
+    if arg == "listops_small":
+        return ml_collections.ConfigDict(dict(
+            experiment=_experiment("ablation_listops_small", ["listops_small"], num_seeds=5),
+            tasks={"listops_small": listops_small()}))
     if arg == "quick":
         return ml_collections.ConfigDict(dict(
-            experiment=_experiment("ablation_quick", ["digits"], num_seeds=3),
-            tasks={"digits": digits(num_steps=600)}))
+            experiment=_experiment("ablation_quick", ["italy"], num_seeds=4),
+            tasks={"italy": ucr_task("ItalyPowerDemand", 200)}))
     if arg == "tiny":
         c = digits(num_steps=20)
         c.model.update(d_model=8, n_layers=1)

@@ -36,7 +36,6 @@ import numpy as np
 
 from experiments import figures, runner, sweeps, tables
 from experiments.claims import NO_NUMBER, Claim, interval_verdict
-from experiments.config import seeds
 from ssm_jax.options import OptionError, option
 from ssm_jax.training.checkpoint import load_variables
 
@@ -44,7 +43,7 @@ PAPER = 1
 NAME = "ablation"
 ORDER = 3
 LABELS = {"none": "w/o (8),(9)", "scale": "w/ (8)", "reg": "w/ (9)", "both": "w/ (8),(9)"}
-METRICS = ("test_accuracy", "train_accuracy", "tau")
+METRICS = ("test_accuracy", "train_accuracy", "tau", "test_accuracy_last", "train_accuracy_last")
 # LRA test accuracy (%): S4D as published (S4D-LegS) and "Reg. S4D" (w/ (8),(9)) as quoted by
 # a later paper; the paper's own table is not available.
 LRA_PAPER = {"listops": (60.47, 61.48), "imdb": (86.18, 88.19), "aan": (89.46, 91.25),
@@ -61,6 +60,8 @@ class Settings:
                                positive=True)
     first_seed: int = option(0, "first seed (init and batch order)", minimum=0)
     num_seeds: int = option(3, "seeds per variant", positive=True)
+    task_seeds: tuple = option((), "per-task seed counts 'task=n' (other tasks: num_seeds)",
+                               item_kind=str)
     train_eval_examples: int = option(0, "training examples for train accuracy (0 = all)",
                                       minimum=0)
     tau_batch_size: int = option(256, "training examples tau is measured on", minimum=2)
@@ -68,7 +69,18 @@ class Settings:
                                maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
 
 
+def task_seeds(e, task) -> list:
+    """Seeds of one task: ``first_seed ...`` (``task_seeds`` entry, else ``num_seeds``)."""
+    counts = dict(item.split("=", 1) for item in e.task_seeds)
+    return [e.first_seed + i for i in range(int(counts.get(task, e.num_seeds)))]
+
+
 def check_experiment(exp) -> None:
+    for item in exp.settings.task_seeds:
+        name, _, count = item.partition("=")
+        if name not in exp.tasks or not count.isdigit() or int(count) < 2:
+            raise OptionError(f"config key 'experiment.task_seeds': {item!r} must be 'task=n' with "
+                              f"a defined task ({', '.join(exp.tasks)}) and n >= 2")
     for task in exp.settings.tasks:
         if task not in exp.tasks:
             raise OptionError(f"config key 'experiment.tasks': unknown task {task!r}; defined: "
@@ -105,7 +117,7 @@ def make_runs(exp, tasks) -> list:
     runs = []
     for task in tasks:
         for variant in e.variants:
-            for seed in seeds(e):
+            for seed in task_seeds(e, task):
                 run_cfg = sweeps.run_config(exp.tasks[task], **{
                     "seed": seed,
                     "bound.init_scaling": variant in ("scale", "both"),
@@ -139,18 +151,26 @@ class Evaluator:
             self.datasets[task] = get_dataset(cfg.data)
             self.models[task] = build_model(cfg.model, self.datasets[task].info)
         ds, model = self.datasets[task], self.models[task]
+        from ssm_jax.bound import resolve_readout
+
         step = report["best_step"]
         variables = load_variables(workdir, step, "best")
+        last = load_variables(workdir, None, "last")
         train_split = ds.train
         if self.e.train_eval_examples and self.e.train_eval_examples < len(ds.train):
             train_split = Split(**init_batch(ds.train, self.e.train_eval_examples, cfg.seed))
         train = evaluate_model(model, variables, train_split, cfg.train.eval_batch_size)
+        train_last = evaluate_model(model, last, train_split, cfg.train.eval_batch_size)
+        test_last = evaluate_model(model, last, ds.test, cfg.train.eval_batch_size)
         batch = init_batch(ds.train, self.e.tau_batch_size, cfg.seed)
-        tau = sweeps.total_tau(model, variables, batch, cfg.bound.measure)
+        tau = sweeps.total_tau(model, variables, batch, cfg.bound.measure,
+                               readout=resolve_readout(cfg.bound.readout, cfg.model.pooling))
         return dict(step=step, test_accuracy=report["test"].get("accuracy", float("nan")),
                     validation_accuracy=report["validation"].get("accuracy", float("nan")),
                     train_accuracy=train.get("accuracy", float("nan")), train_loss=train["loss"],
-                    test_loss=report["test"]["loss"], tau=tau)
+                    test_loss=report["test"]["loss"], tau=tau,
+                    test_accuracy_last=test_last.get("accuracy", float("nan")),
+                    train_accuracy_last=train_last.get("accuracy", float("nan")))
 
 
 def aggregate(exp, rows, tasks) -> tuple:
@@ -158,19 +178,20 @@ def aggregate(exp, rows, tasks) -> tuple:
     flat = [{**r["meta"], **r["result"], "run_id": r["run_id"]} for r in rows]
     table = []
     for task in tasks:
-        base = {f["seed"]: f["test_accuracy"] for f in flat
-                if f["task"] == task and f["variant"] == "none"}
         for variant in e.variants:
             group = [f for f in flat if f["task"] == task and f["variant"] == variant]
             row = dict(task=task, variant=variant, label=LABELS[variant], seeds=len(group))
             for m in METRICS:
                 row[m], row[f"{m}_std"] = tables.mean_std([f[m] for f in group])
-            diffs = [f["test_accuracy"] - base[f["seed"]] for f in group if f["seed"] in base]
             nan = float("nan")
-            row["test_diff"], row["test_diff_std"] = (tables.mean_std(diffs) if variant != "none"
-                                                      else (nan, nan))
-            _, row["test_diff_low"], row["test_diff_high"] = (
-                tables.t_interval(diffs, e.confidence) if variant != "none" else (nan, nan, nan))
+            for metric, key in (("test_accuracy", "test_diff"), ("test_accuracy_last", "last_diff")):
+                base = {f["seed"]: f[metric] for f in flat
+                        if f["task"] == task and f["variant"] == "none"}
+                diffs = [f[metric] - base[f["seed"]] for f in group if f["seed"] in base]
+                row[key], row[f"{key}_std"] = (tables.mean_std(diffs) if variant != "none"
+                                               else (nan, nan))
+                _, row[f"{key}_low"], row[f"{key}_high"] = (
+                    tables.t_interval(diffs, e.confidence) if variant != "none" else (nan, nan, nan))
             table.append(row)
     return flat, table
 
@@ -209,29 +230,42 @@ def plot(exp, table, tasks, path) -> str:
 def write(exp, directory, rows, tasks, elapsed) -> tuple:
     e = exp.settings
     flat, table = aggregate(exp, rows, tasks)
-    cols = ["task", "variant", "label", "seeds"] + [f"{m}{s}" for m in METRICS + ("test_diff",)
+    cols = ["task", "variant", "label", "seeds"] + [f"{m}{s}" for m in METRICS + ("test_diff", "last_diff")
                                                    for s in ("", "_std")]
-    cols += ["test_diff_low", "test_diff_high"]
+    cols += ["test_diff_low", "test_diff_high", "last_diff_low", "last_diff_high"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
     tables.write_csv(os.path.join(directory, "runs.csv"), flat,
                      ["run_id", "task", "variant", "seed", "step", "test_accuracy",
-                      "validation_accuracy", "train_accuracy", "test_loss", "train_loss", "tau"])
+                      "validation_accuracy", "train_accuracy", "test_loss", "train_loss", "tau",
+                      "test_accuracy_last", "train_accuracy_last"])
     png = plot(exp, table, tasks, os.path.join(directory, "ablation.png"))
-    md_rows = [dict(task=r["task"], label=r["label"],
+    def diff(r, key):
+        if r["variant"] == "none":
+            return "-"
+        return (f"{100 * r[key]:+.2f} [{100 * r[key + '_low']:+.2f}, "
+                f"{100 * r[key + '_high']:+.2f}]")
+
+    md_rows = [dict(task=r["task"], label=r["label"], seeds=r["seeds"],
                     test=tables.pm(100 * r["test_accuracy"], 100 * r["test_accuracy_std"]),
-                    diff="-" if r["variant"] == "none" else
-                    f"{100 * r['test_diff']:+.2f} ± {100 * r['test_diff_std']:.2f}",
+                    diff=diff(r, "test_diff"),
                     train=tables.pm(100 * r["train_accuracy"], 100 * r["train_accuracy_std"]),
+                    test_last=tables.pm(100 * r["test_accuracy_last"], 100 * r["test_accuracy_last_std"]),
+                    last_diff=diff(r, "last_diff"),
+                    train_last=tables.pm(100 * r["train_accuracy_last"], 100 * r["train_accuracy_last_std"]),
                     tau=tables.pm(r["tau"], r["tau_std"])) for r in table]
     steps = ", ".join(f"{t}: {exp.tasks[t].train.num_steps}" for t in tasks)
     sections = [
         f"# Ablation of init scaling (8) and regularizer (9) ({e.name})",
-        f"Mean ± std over {e.num_seeds} seeds (init and batch order; same data split). Accuracy "
-        "in %, at the best-validation checkpoint; `Δ test` = paired difference to w/o (8),(9), "
-        f"seed by seed. lambda = {e.reg_lambda:g}; steps: {steps}. tau = sum over layers of "
-        f"mean tau (paper measure) on {e.tau_batch_size} training examples.",
-        tables.markdown_table(md_rows, ["task", "label", "test", "diff", "train", "tau"],
-                              ["task", "variant", "test acc", "Δ test vs w/o", "train acc", "tau"]),
+        "Mean ± std over seeds (init and batch order; same data split). Accuracy in %, at the "
+        "best-validation checkpoint and at the last step; `Δ` = paired difference to w/o "
+        f"(8),(9), seed by seed, with its {e.confidence:.0%} t-interval. lambda = "
+        f"{e.reg_lambda:g}; steps: {steps}. tau = sum over layers of mean tau (paper measure, "
+        f"the model's read-out) on {e.tau_batch_size} training examples, best checkpoint.",
+        tables.markdown_table(md_rows, ["task", "label", "seeds", "test", "diff", "train", "test_last",
+                                        "last_diff", "train_last", "tau"],
+                              ["task", "variant", "seeds", "test acc (best val)", "Δ test [CI]",
+                               "train acc", "test acc (last)", "Δ last [CI]", "train acc (last)",
+                               "tau"]),
     ]
     if len(tasks) > 1:  # the paper's layout: variants x tasks
         wide = []
