@@ -165,7 +165,7 @@ def get_config(arg: str = "cpu"):
     if arg == "cpu":
         seeds_per_task = {name: n for name, (_, n) in CPU_TASKS.items()}
         return ml_collections.ConfigDict(dict(
-            experiment=_experiment("ablation", list(CPU_TASKS), num_seeds=5,
+            experiment=_experiment("ablation", list(CPU_TASKS), num_seeds=5, reg_lambda=0.1,
                                    task_seeds=[f"{k}={n}" for k, n in seeds_per_task.items()]),
             tasks={name: make() for name, (make, _) in CPU_TASKS.items()}))
     if arg == "digits":

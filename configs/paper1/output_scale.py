@@ -3,9 +3,10 @@ and without the initialization scaling rule (8).
 
     python -m experiments.paper1.output_scale --config configs/paper1/output_scale.py[:SCALE]
 
-Scales: ``cpu`` (default; L=1024, depths 1 and 4, 9 patterns, 3 seeds, about 4 min on 2 CPU
-cores), ``quick`` (L=512, depths 1 and 2, 5 patterns, 2 seeds; well under a minute, part of
-``ssm-jax reproduce --scale quick``), ``paper`` (L=2048, width 128, 5 seeds), ``tiny`` (tests).
+Scales: ``cpu`` (default; the theorem's model and the deep model at depth 4, L = 256, 1024,
+4096, 8192, 9 patterns, 3 seeds), ``quick`` (theorem + depth 2, L = 256 and 2048, 5
+patterns, 2 seeds; part of ``ssm-jax reproduce --scale quick``), ``paper`` (width 128, 5
+seeds), ``tiny`` (tests).
 
 No training. For every input pattern, depth and init seed: a regression ``SequenceModel``
 (pooling "last") is initialized, optionally rescaled with ``rescale_init`` on one batch of the
@@ -49,32 +50,36 @@ def get_config(arg: str = "cpu"):
     c.model.ssm.update(d_state=64, dt_min=1e-3, dt_max=1e-1)
     c.experiment = ml_collections.ConfigDict(dict(
         name="output_scale",
-        depths=[1, 4],
+        depths=[4],
+        theorem=True,  # also the theorem's model: one bare linear SSM, no D, read-out at T
+        lengths=[256, 1024, 4096, 8192],
         first_seed=0,
         num_seeds=3,
         # "none": standard S4D init; "paper" / "covariance": rescale_init with that measure.
         rules=["none", "paper", "covariance"],
         patterns=list(PATTERNS),
         pattern_specs=ml_collections.ConfigDict(PATTERNS),
-        rescale_batch=256,  # batch the rule is computed on
-        eval_batch=512,  # independent batch the output scale is measured on
+        rescale_batch=128,  # batch the rule is computed on
+        eval_batch=128,  # independent batch the output scale is measured on
         min_reduction=2.0,  # claim verdict: the spread over patterns must shrink this much
     ))
     if arg == "quick":
         c.data.seq_len = 512
         c.model.update(d_model=16)
         c.model.ssm.d_state = 32
-        c.experiment.update(name="output_scale_quick", depths=[1, 2], num_seeds=2,
+        c.experiment.update(name="output_scale_quick", depths=[2], num_seeds=2,
+                            lengths=[256, 2048],
                             patterns=["white_noise", "mean_constant", "mean_sine", "ou_tau30",
-                                      "brownian"], rescale_batch=128, eval_batch=256)
+                                      "brownian"], rescale_batch=64, eval_batch=64)
     elif arg == "tiny":
         c.data.seq_len = 64
         c.model.update(d_model=8)
         c.model.ssm.d_state = 8
-        c.experiment.update(name="output_scale_tiny", depths=[1, 2], num_seeds=1,
+        c.experiment.update(name="output_scale_tiny", depths=[2], num_seeds=1, lengths=[32, 64],
                             patterns=["white_noise", "brownian"], rescale_batch=16, eval_batch=32)
     elif arg == "paper":
         c.data.seq_len = 2048
         c.model.update(d_model=128)
-        c.experiment.update(name="output_scale_paper", num_seeds=5)
+        c.experiment.update(name="output_scale_paper", num_seeds=5, eval_batch=256,
+                            rescale_batch=256)
     return c

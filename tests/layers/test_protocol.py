@@ -19,6 +19,7 @@ from ssm_jax.bound import layer_measures, rescale_init
 from ssm_jax.kernels import causal_conv
 from ssm_jax.layers import (LAYERS, S4D, S5, SSMLayer, find_layers, layer_names, layer_options,
                             register_layer)
+from ssm_jax.layers.s4 import S4
 from ssm_jax.models import SequenceModel
 from ssm_jax.options import OptionError, option, require
 
@@ -137,7 +138,7 @@ def test_the_toy_layer_trains_through_the_trainer(tmp_path):
 
 
 @pytest.mark.parametrize("layer,ssm", [("s4d", {}), ("s4d", {"bidirectional": True}), ("s5", {}),
-                                       ("toy_real_diag", {})])
+                                       ("s4", {}), ("toy_real_diag", {})])
 def test_every_model_is_hashable_and_jit_static(layer, ssm):
     a = SequenceModel(num_outputs=2, d_model=4, n_layers=1, layer=layer, ssm={"d_state": 4, **ssm})
     b = SequenceModel(num_outputs=2, d_model=4, n_layers=1, layer=layer, ssm={"d_state": 4, **ssm})
@@ -152,7 +153,8 @@ def test_every_model_is_hashable_and_jit_static(layer, ssm):
 
 @pytest.mark.parametrize("cls,options,shape", [
     (S4D, {"d_state": 6}, (3, 3)), (S4D, {"d_state": 6, "bidirectional": True}, (2, 3, 3)),
-    (S5, {"d_state": 8}, (4,)), (RealDiagonal, {"d_state": 2}, (3, 2))])
+    (S5, {"d_state": 8}, (4,)), (RealDiagonal, {"d_state": 2}, (3, 2)),
+    (S4, {"d_state": 6}, (3, 3)), (S4, {"d_state": 6, "bidirectional": True}, (2, 3, 3))])
 def test_eigenvalue_and_step_size_accessors(cls, options, shape):
     layer = cls(features=3, **options)
     u = jax.random.normal(jax.random.key(0), (2, 7, 3))
