@@ -2,11 +2,13 @@
 
     python -m experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:SCALE]
 
-Scales: ``cpu`` (default; L=128, lambda in {0, 1e-4, ..., 1e-1}, n in {64, 256}, 3 seeds;
-about 4 min on 2 CPU cores), ``quick`` (L=64, lambda in {0, 1e-1}, n = 64, 3 seeds, 400 steps;
-about a minute), ``paper`` (L=1024, n in {128, 512, 2048}, 5 seeds), ``tiny`` (tests).
+Scales: ``cpu`` (default; L=128, 4 processes, lambda in {0, 1e-2, 1e-1}, n = 64, the
+regularizer and 3 data-independent penalties at matched strength, 3 seeds), ``quick`` (L=64,
+a time-varying mean and variance, lambda in {0, 1e-1}, the regularizer and kernel_l2, 3
+seeds, 300 steps), ``paper`` (L=1024, n in {128, 512, 2048}, 5 seeds), ``tiny`` (tests).
 
-Data: ``synthetic_regression``, Gaussian white-noise inputs, target
+Data: ``synthetic_regression`` with the input processes of ``PROCESSES`` (white noise; a
+non-zero, time-varying mean with a growing variance; OU; GP), target
 ``y = sum_s rho(L-1-s) x_s + noise`` (rho: decaying oscillation). Model: a 1-layer S4D
 regression ``SequenceModel`` (pooling "last"). Sweep: ``reg_lambda`` x training-set size x
 seed (the seed also draws a new dataset). Weight decay is 0, so the regularizer is the only
@@ -19,6 +21,16 @@ from ssm_jax.training.config import default_config
 
 
 SCALES = ("cpu", "quick", "paper", "tiny")
+
+# Input processes: overlays of the data section (ssm_jax.data.synthetic). The data-dependent
+# terms of tau (mean, time-varying std) differ between them; white noise has neither.
+PROCESSES = {
+    "white_noise": dict(process="white_noise"),
+    "mean_var": dict(process="white_noise_with_mean", mean_profile="sine", mean_level=1.0,
+                     mean_amplitude=1.0, mean_period=32.0, std_ramp=3.0),
+    "ou": dict(process="ornstein_uhlenbeck", tau=20.0, std_ramp=1.0),
+    "gp": dict(process="gaussian_process", length_scale=8.0),
+}
 
 
 def get_config(arg: str = "cpu"):
@@ -35,8 +47,11 @@ def get_config(arg: str = "cpu"):
     c.bound.update(init_scaling=False, measure="paper", channel_reduce="mean", layer_reduce="sum")
     c.experiment = ml_collections.ConfigDict(dict(
         name="gen_gap",
-        lambdas=[0.0, 1e-4, 1e-3, 1e-2, 1e-1],
-        train_sizes=[64, 256],
+        lambdas=[0.0, 1e-2, 1e-1],
+        train_sizes=[64],
+        processes=list(PROCESSES),
+        process_specs=ml_collections.ConfigDict(PROCESSES),
+        penalties=["measure", "kernel_l2", "kernel_l1", "c_l2"],
         first_seed=0,
         num_seeds=3,
         checkpoint="last",  # "last" (final parameters) or "best" (best validation loss)
@@ -47,9 +62,10 @@ def get_config(arg: str = "cpu"):
         c.data.update(seq_len=64, num_val=64, num_test=512)
         c.model.update(d_model=8)
         c.model.ssm.d_state = 16
-        c.train.update(num_steps=400, eval_every=400, checkpoint_every=400, log_every=100)
+        c.train.update(num_steps=300, eval_every=300, checkpoint_every=300, log_every=100)
         c.optim.warmup_steps = 20
-        c.experiment.update(name="gen_gap_quick", lambdas=[0.0, 1e-1], train_sizes=[64])
+        c.experiment.update(name="gen_gap_quick", lambdas=[0.0, 1e-1], train_sizes=[64],
+                            processes=["mean_var"], penalties=["measure", "kernel_l2"])
     elif arg == "tiny":
         c.data.update(seq_len=32, num_val=32, num_test=64)
         c.model.update(d_model=4)
@@ -57,8 +73,9 @@ def get_config(arg: str = "cpu"):
         c.train.update(batch_size=16, num_steps=20, log_every=10, eval_every=10,
                        checkpoint_every=20)
         c.optim.warmup_steps = 5
-        c.experiment.update(name="gen_gap_tiny", lambdas=[0.0, 1e-2], train_sizes=[32],
-                            num_seeds=2)
+        c.experiment.update(name="gen_gap_tiny", lambdas=[0.0, 1.0], train_sizes=[32],
+                            num_seeds=2, processes=["mean_var"],
+                            penalties=["measure", "kernel_l2"])
     elif arg == "paper":
         # A synthetic setting of the paper's kind (its exact sizes are not known): L ~ 1000,
         # a few hundred to a few thousand samples, lambda in 1e-4..1e-1 (the paper's sweep).
@@ -66,5 +83,6 @@ def get_config(arg: str = "cpu"):
         c.model.update(d_model=64)
         c.model.ssm.d_state = 64
         c.train.update(num_steps=5000, eval_every=500, checkpoint_every=5000)
-        c.experiment.update(name="gen_gap_paper", train_sizes=[128, 512, 2048], num_seeds=5)
+        c.experiment.update(name="gen_gap_paper", train_sizes=[128, 512, 2048], num_seeds=5,
+                            lambdas=[0.0, 1e-4, 1e-3, 1e-2, 1e-1])
     return c

@@ -33,6 +33,9 @@ class BoundOptions:
                                  choices=tuple(REDUCTIONS))
     layer_reduce: str = option("sum", "reduction over layers", choices=tuple(REDUCTIONS))
     stop_gradient_stats: bool = option(True, "treat the input statistics as constants")
+    penalty: str = option("measure", "what reg_lambda weighs: 'measure' = the regularizer (9); "
+                          "'kernel_l2' / 'kernel_l1' / 'c_l2' = data-independent penalties",
+                          choices=("measure", "kernel_l2", "kernel_l1", "c_l2"))
     readout: str = option("auto", "output the measure bounds: 'last' (final time), 'mean' "
                           "(time mean), 'auto' (follow model.pooling)",
                           choices=("auto",) + READOUTS)

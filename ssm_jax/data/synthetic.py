@@ -16,6 +16,9 @@ Input processes all return ``x: (num, L, C) float32``:
   sampled as ``x = S eps`` with ``S`` the Cholesky factor of ``K + jitter I`` (jitter at most
   ``1e-6 std^2``), or, if that fails, ``V diag(sqrt(max(w, 0)))`` from ``K = V diag(w) V^T``.
 
+``std_ramp`` (any process): the deviation from the mean is multiplied by
+``1 + std_ramp * t / (L-1)`` (a time-varying variance).
+
 Regression target (``regression_target``): ``y = sum_c sum_s rho(L-1-s) x[s, c] + noise * eps``
 with the target kernel ``rho`` from ``target_kernel``.
 """
@@ -184,6 +187,16 @@ def sample_process(process: str, num: int, length: int, channels: int, *, seed,
     """
     if process not in PROCESSES:
         raise ValueError(f"unknown process {process!r}; choose from {sorted(PROCESSES)}")
+    ramp = float(params.get("std_ramp", 0.0) or 0.0)
+    if ramp:  # time-varying variance: the deviation from the mean profile grows along time
+        if ramp <= -1:
+            raise ValueError(f"std_ramp must be > -1, got {ramp}")
+        rest = {**params, "std_ramp": 0.0}
+        x = sample_process(process, num, length, channels, seed=seed, params=rest)
+        centre = sample_process(process, 1, length, channels, seed=seed, params={**rest, "std": 0.0}) \
+            if process == "white_noise_with_mean" else 0.0
+        profile = 1.0 + ramp * np.linspace(0.0, 1.0, length)[None, :, None]
+        return np.asarray(centre + (x - centre) * profile, dtype=np.float32)
     std = params.get("std", 1.0)
     if process == "white_noise_with_mean":
         return white_noise_with_mean(num, length, channels, seed=seed, std=std,
@@ -202,7 +215,7 @@ REGRESSION_DEFAULTS = {
     "process": "white_noise", "seq_len": 64, "in_channels": 1,
     "num_train": 1024, "num_val": 256, "num_test": 256, "noise": 0.0, "seed": 0,
     "std": 1.0, "mean_profile": "constant", "mean_level": 1.0, "mean_amplitude": 1.0,
-    "mean_period": 16.0, "tau": 10.0, "length_scale": 8.0,
+    "mean_period": 16.0, "tau": 10.0, "length_scale": 8.0, "std_ramp": 0.0,
     "target_kernel": "decaying_oscillation", "target_decay": 16.0, "target_period": 8.0,
 }
 _SPLIT_SIZES = (("train", "num_train"), ("validation", "num_val"), ("test", "num_test"))

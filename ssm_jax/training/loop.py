@@ -62,7 +62,7 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
     )
 
 
-def loss_terms(cfg: Config, train_split=None):
+def loss_terms(cfg: Config, train_split=None, layers=None):
     """Extra loss terms from the config: ``{name: (weight, term)}``. With ``train_split``
     given and holding sequences of different lengths, the regularizer measures each
     sequence's own read-out (``batch["lengths"]``)."""
@@ -70,10 +70,21 @@ def loss_terms(cfg: Config, train_split=None):
     if cfg.bound.reg_lambda > 0:
         from ssm_jax.bound import make_regularizer
 
-        terms["reg"] = (cfg.bound.reg_lambda,
-                        make_regularizer(cfg.bound, pooling=cfg.model.pooling,
-                                         padded=_padded(train_split)))
+        if getattr(cfg.bound, "penalty", "measure") != "measure":
+            terms["reg"] = (cfg.bound.reg_lambda, _penalty(cfg, layers))
+        else:
+            terms["reg"] = (cfg.bound.reg_lambda,
+                            make_regularizer(cfg.bound, pooling=cfg.model.pooling,
+                                             padded=_padded(train_split)))
     return terms
+
+
+def _penalty(cfg: Config, layers):
+    """The data-independent penalty ``bound.penalty`` as a loss term."""
+    from ssm_jax.bound.penalties import make_penalty
+
+    return make_penalty(cfg.bound.penalty, layers, channel_reduce=cfg.bound.channel_reduce,
+                        layer_reduce=cfg.bound.layer_reduce)
 
 
 def _padded(split) -> bool:
@@ -212,7 +223,7 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
     tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train))
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers))
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:

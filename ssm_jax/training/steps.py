@@ -81,7 +81,8 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         metrics["task_loss"] = loss
         total = loss
         for name, (weight, term) in terms.items():
-            value = term(updates["intermediates"], batch)
+            value = (term(updates["intermediates"], batch, params)  # e.g. a penalty on C
+                     if getattr(term, "uses_params", False) else term(updates["intermediates"], batch))
             metrics[name] = value
             total = total + weight * value
         metrics["loss"] = total

@@ -10,7 +10,9 @@ def test_gen_gap_tiny_resume_and_stale_runs(tmp_path, xla_cache):
     assert_ok(proc)
 
     rows = read_csv(tmp_path / "table.csv")
-    assert [(r["train_size"], float(r["reg_lambda"])) for r in rows] == [("32", 0.0), ("32", 0.01)]
+    assert [(r["process"], r["train_size"], r["penalty"], float(r["reg_lambda"])) for r in rows] == [
+        ("mean_var", "32", "measure", 0.0), ("mean_var", "32", "measure", 1.0),
+        ("mean_var", "32", "kernel_l2", 1.0)]
     for r in rows:
         assert r["seeds"] == "2"
         assert abs(float(r["gap"]) - (float(r["test_mse"]) - float(r["train_mse"]))) < 1e-5
@@ -18,19 +20,27 @@ def test_gen_gap_tiny_resume_and_stale_runs(tmp_path, xla_cache):
         assert {"train_mse_std", "test_mse_std", "gap_std", "tau_std"} <= set(r)
     runs = read_csv(tmp_path / "runs.csv")
     assert sorted(r["run_id"] for r in runs) == sorted(
-        f"n32_lam{lam}_s{s}" for lam in ("0", "0.01") for s in (0, 1))
+        [f"mean_var_n32_measure_lam{lam}_s{s}" for lam in ("0", "1") for s in (0, 1)]
+        + [f"mean_var_n32_kernel_l2_lam1_s{s}" for s in (0, 1)])
     assert all(r["step"] == "20" for r in runs)  # the last checkpoint
+    # the effect, not only the plumbing: the regularizer lowers tau in every seed
+    tau = {(r["penalty"], r["reg_lambda"], r["seed"]): float(r["tau"]) for r in runs}
+    for s in ("0", "1"):
+        assert tau["measure", "1.0", s] < 0.95 * tau["measure", "0.0", s]
+    # the penalty's weight is matched (not the nominal lambda)
+    weights = {float(r["weight"]) for r in runs if r["penalty"] == "kernel_l2"}
+    assert all(w > 0 and abs(w - 1.0) > 1e-3 for w in weights)
     corr = read_csv(tmp_path / "correlation.csv")
-    assert [c["runs"] for c in corr] == ["all", "train_size=32"]
-    assert corr[0]["n"] == "4" and -1 <= float(corr[0]["spearman"]) <= 1
+    assert [(c["process"], c["train_size"]) for c in corr] == [("mean_var", "32")]
+    assert corr[0]["runs"] == "4" and -1 <= float(corr[0]["spearman"]) <= 1
     md = (tmp_path / "table.md").read_text()
-    assert "| train size | lambda | train MSE | test MSE | gap | tau | Δ gap vs lambda=0 (paired) |" in md
+    assert "| process | n | penalty | lambda | weight | train MSE | test MSE | gap | tau |" in md
     assert "Spearman" in md
     assert_png(tmp_path / "gen_gap.png")
 
     # a rerun skips the finished runs
     reports = sorted((tmp_path / "runs").glob("*/report.json"))
-    assert len(reports) == 4
+    assert len(reports) == 6
     mtimes = [os.path.getmtime(p) for p in reports]
     proc = run_experiment("gen_gap", "tiny", tmp_path, cache=xla_cache)
     assert_ok(proc)
