@@ -100,3 +100,60 @@ class SequenceModel(nn.Module):
         elif self.pooling == "last":
             x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
         return nn.Dense(self.num_outputs, use_bias=self.head_bias, name="head")(x)
+
+
+class RetrievalModel(nn.Module):
+    """Two-document classifier (LRA Retrieval): one shared SSM encoder for both documents.
+
+    Each document goes through the same ``SequenceModel`` stack (encoder, blocks, pooling and a
+    linear map to ``d_model`` features, named ``encoder_stack``; both documents of a batch in
+    one application, so every SSM layer is applied once); the pooled features ``a, b`` are
+    combined as ``[a, b, a * b, a - b]`` and classified by a two-layer MLP (``Dense(d_model)``,
+    GELU, ``Dense(num_outputs)``), as in the LRA baselines.
+
+    Attributes: those of :class:`SequenceModel` (``pooling`` "mean" or "last").
+    """
+
+    num_outputs: int
+    d_model: int = 64
+    n_layers: int = 4
+    layer: str = "s4d"
+    ssm: Any = None
+    encoder: str = "embedding"
+    vocab_size: int | None = None
+    norm: str = "layer"
+    prenorm: bool = True
+    projection: str = "linear"
+    dropout: float = 0.0
+    pooling: str = "mean"
+    head: str = "classification"
+    residual: bool = True
+    head_bias: bool = True
+
+    def __post_init__(self):
+        check_choice("layer", self.layer, layer_names())
+        object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs, lengths=None, *, train: bool = False):
+        """Args: inputs: (batch, 2, L) int tokens (or (batch, 2, L, C) floats); lengths:
+        (batch, 2) valid lengths or None. Returns (batch, num_outputs)."""
+        if inputs.ndim < 3 or inputs.shape[1] != 2:
+            raise ValueError(f"inputs must be (batch, 2, L[, C]) document pairs, got shape {inputs.shape}")
+        if self.pooling not in ("mean", "last"):
+            raise ValueError(f"pooling must be 'mean' or 'last' for two documents, got {self.pooling!r}")
+        batch = inputs.shape[0]
+        flat = inputs.reshape((2 * batch,) + inputs.shape[2:])  # doc 0, doc 1 of example 0, ...
+        flat_lengths = None if lengths is None else jnp.asarray(lengths).reshape(2 * batch)
+        stack = SequenceModel(
+            num_outputs=self.d_model, d_model=self.d_model, n_layers=self.n_layers,
+            layer=self.layer, ssm=self.ssm, encoder=self.encoder, vocab_size=self.vocab_size,
+            norm=self.norm, prenorm=self.prenorm, projection=self.projection,
+            dropout=self.dropout, pooling=self.pooling, head="regression",
+            residual=self.residual, head_bias=self.head_bias, name="encoder_stack")
+        features = stack(flat, flat_lengths, train=train).reshape(batch, 2, self.d_model)
+        a, b = features[:, 0], features[:, 1]
+        x = jnp.concatenate([a, b, a * b, a - b], axis=-1)
+        x = nn.gelu(nn.Dense(self.d_model, name="mlp")(x))
+        return nn.Dense(self.num_outputs, name="head")(x)

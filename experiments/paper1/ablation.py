@@ -90,9 +90,8 @@ def check_experiment(exp) -> None:
 def check_data(exp) -> list:
     """Load every task's dataset before any training; returns the tasks that can run.
 
-    Missing data raises the registry's FileNotFoundError (prefixed with the task name). A
-    two-document (retrieval) dataset is skipped with a warning: ``SequenceModel`` reads one
-    sequence per example.
+    Missing data raises the registry's FileNotFoundError (prefixed with the task name).
+    Two-document (retrieval) datasets run with the shared-encoder ``RetrievalModel``.
     """
     from ssm_jax.data import get_dataset
 
@@ -102,10 +101,6 @@ def check_data(exp) -> list:
             ds = get_dataset(exp.tasks[task].data)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"task {task!r}: {e}") from None
-        if ds.info.num_documents != 1:
-            print(f"warning: task {task!r} is skipped: its examples are pairs of documents "
-                  "(retrieval), which SequenceModel does not support", file=sys.stderr)
-            continue
         runnable.append(task)
     if not runnable:
         raise ValueError(f"no runnable task among {list(exp.settings.tasks)}")
@@ -279,8 +274,21 @@ def write(exp, directory, rows, tasks, elapsed) -> tuple:
                      tables.markdown_table(wide, ["variant"] + list(tasks))]
     skipped = [t for t in e.tasks if t not in tasks]
     if skipped:
-        sections.append(f"Not run: {', '.join(skipped)} (two-document retrieval is not supported "
-                        "by SequenceModel).")
+        sections.append(f"Not run: {', '.join(skipped)}.")
+    lra = [t for t in tasks if t in LRA_PAPER]
+    if lra:  # the published numbers beside ours
+        by = {(r["task"], r["variant"]): r for r in table}
+        pub = [dict(task=t, s4d=f"{LRA_PAPER[t][0]:.2f}", reg=f"{LRA_PAPER[t][1]:.2f}",
+                    none=tables.pm(100 * by[t, "none"]["test_accuracy"],
+                                   100 * by[t, "none"]["test_accuracy_std"])
+                    if (t, "none") in by else "-",
+                    both=tables.pm(100 * by[t, "both"]["test_accuracy"],
+                                   100 * by[t, "both"]["test_accuracy_std"])
+                    if (t, "both") in by else "-") for t in lra]
+        sections += ["## LRA: published test accuracy (%) beside ours",
+                     tables.markdown_table(pub, ["task", "s4d", "reg", "none", "both"],
+                                           ["task", "S4D (published)", "Reg. S4D (quoted)",
+                                            "ours w/o (8),(9)", "ours w/ (8),(9)"])]
     sections.append(f"{sweeps.timing_note(rows, elapsed)} Figure: `{os.path.basename(png)}`.")
     tables.write_markdown(os.path.join(directory, "table.md"), sections)
     return table, tasks

@@ -95,6 +95,8 @@ def make_regularizer(cfg, pooling=None, padded: bool = False):
 
     def term(intermediates, batch=None):
         lengths = batch["lengths"] if padded and batch is not None else None
+        if lengths is not None:  # (batch, 2) document pairs: the encoder sees 2 * batch rows
+            lengths = lengths.reshape(-1)
         return regularizer(intermediates, lengths=lengths, **options)
 
     return term

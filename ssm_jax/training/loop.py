@@ -52,7 +52,13 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
         raise ValueError(f"model.encoder='embedding' needs token inputs; dataset {info.name!r} has floats")
     classification = info.num_classes is not None
     num_outputs = info.num_classes if classification else int(np.prod(info.target_shape) or 1)
-    return SequenceModel(
+    if getattr(info, "num_documents", 1) == 2:  # LRA Retrieval: a shared encoder for both
+        from ssm_jax.models import RetrievalModel
+
+        cls = RetrievalModel
+    else:
+        cls = SequenceModel
+    return cls(
         num_outputs=num_outputs, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
         layer=model_cfg.layer, ssm=model_cfg.ssm, encoder=encoder,
         vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
@@ -88,11 +94,13 @@ def _penalty(cfg: Config, layers):
 
 
 def _padded(split) -> bool:
-    """The split holds sequences shorter than its padded length (one sequence per example;
-    False for two-document inputs, whose lengths are (n, 2))."""
-    if split is None or np.ndim(split.lengths) != 1:
+    """The split holds sequences shorter than its padded length (also for two-document inputs
+    ``(n, 2, L)`` with lengths ``(n, 2)``)."""
+    if split is None:
         return False
-    return bool(np.any(np.asarray(split.lengths) < split.inputs.shape[1]))
+    lengths = np.asarray(split.lengths)
+    L = split.inputs.shape[2] if lengths.ndim == 2 else split.inputs.shape[1]  # (n, 2, L) pairs
+    return bool(np.any(lengths < L))
 
 
 def init_batch(split, n: int, seed: int) -> dict:

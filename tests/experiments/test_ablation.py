@@ -30,7 +30,14 @@ def test_ablation_tiny(tmp_path, xla_cache):
         assert cfg["bound"]["init_scaling"] == (r["variant"] in ("scale", "both"))
         assert (cfg["bound"]["reg_lambda"] > 0) == (r["variant"] in ("reg", "both"))
         assert cfg["train"]["progress"] is False
-    assert "| task | variant | test acc | Δ test vs w/o | train acc | tau |" in proc.stdout
+    # the effect, not only the plumbing: the regularizer lowers tau (same seed and init)
+    tau = {r["variant"]: float(r["tau"]) for r in runs}
+    assert tau["reg"] < 0.95 * tau["none"]
+    assert tau["both"] < 0.95 * tau["scale"]
+    for r in runs:
+        assert 0 <= float(r["test_accuracy_last"]) <= 1 and 0 <= float(r["train_accuracy_last"]) <= 1
+    assert ("| task | variant | seeds | test acc (best val) | Δ test [CI] | train acc | "
+            "test acc (last) | Δ last [CI] | train acc (last) | tau |") in proc.stdout
     assert "| digits | w/ (8),(9) |" in (tmp_path / "table.md").read_text()
     assert_png(tmp_path / "ablation.png")
 
@@ -54,6 +61,7 @@ def test_lra_paper_config_fails_before_training_without_data(tmp_path, xla_cache
     ("aan", ["Retrieval (AAN) files not found", "new_aan_pairs.train.tsv", "lra_release.gz"]),
     ("cifar10", ["cifar10", "is not prepared", "tfds build cifar10"]),
     ("pathfinder", ["pathfinder32/curv_contour_length_14/metadata not found", "lra_release.gz"]),
+    ("pathx", ["pathfinder128/curv_contour_length_14/metadata not found", "lra_release.gz"]),
 ])
 def test_each_lra_task_names_its_missing_data(tmp_path, monkeypatch, task, fragments):
     empty = tmp_path / "empty"
@@ -69,23 +77,45 @@ def test_each_lra_task_names_its_missing_data(tmp_path, monkeypatch, task, fragm
     assert not (tmp_path / "out").exists()
 
 
+def test_lra_configs_follow_the_s4_repository():
+    """The six tasks at the S4 repository's sizes; Path-X with dt_min 1e-4, batch 16; the
+    retrieval task builds the two-document model."""
+    exp = load(f"{CONFIG}:paper", ablation.Settings)
+    px = exp.tasks["pathx"]
+    assert (px.model.n_layers, px.model.d_model, px.model.ssm.d_state) == (6, 256, 64)
+    assert px.model.ssm.dt_min == 1e-4 and px.train.batch_size == 16 and px.optim.lr == 0.002
+    assert all(t.model.ssm.bidirectional and t.model.norm == "batch" for t in exp.tasks.values())
+    from ssm_jax.data import DatasetInfo
+    from ssm_jax.models import RetrievalModel
+    from ssm_jax.training.loop import build_model
+    info = DatasetInfo(name="aan", seq_len=16, input_kind="tokens", vocab_size=10,
+                       in_channels=1, num_classes=2, num_documents=2)
+    assert isinstance(build_model(exp.tasks["aan"].model, info), RetrievalModel)
+    assert set(ablation.LRA_PAPER) == set(exp.tasks)
+
+
 def test_data_dir_override_reaches_every_lra_task(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     exp = load(f"{CONFIG}:paper", ablation.Settings, [f"data.data_dir={empty}"])
-    assert list(exp.settings.tasks) == ["listops", "imdb", "aan", "cifar10", "pathfinder"]
+    assert list(exp.settings.tasks) == ["listops", "imdb", "aan", "cifar10", "pathfinder", "pathx"]
     assert {t.data["data_dir"] for t in exp.tasks.values()} == {str(empty)}
     with pytest.raises(FileNotFoundError, match="task 'listops'"):
         ablation.check_data(exp)
 
 
-@pytest.mark.parametrize("arg", ["cpu", "quick", "tiny", "ucr", "mnist_small", "paper",
-                                 "listops", "imdb", "aan", "cifar10", "pathfinder"])
+@pytest.mark.parametrize("arg", ["cpu", "quick", "tiny", "ucr", "digits", "listops_small",
+                                 "mnist_small", "paper", "listops", "imdb", "aan", "cifar10",
+                                 "pathfinder", "pathx"])
 def test_every_scale_validates(arg):
     exp = load(f"{CONFIG}:{arg}", ablation.Settings)
     ablation.check_experiment(exp)
     runs = ablation.make_runs(exp, list(exp.settings.tasks))
-    assert len(runs) == len(exp.settings.tasks) * 4 * exp.settings.num_seeds
+    e = exp.settings
+    assert len(runs) == 4 * sum(len(ablation.task_seeds(e, t)) for t in e.tasks)
+    if arg == "cpu":  # ItalyPowerDemand (1029 test sequences) gets 10 seeds
+        assert len(ablation.task_seeds(e, "italy")) == 10
+        assert len(runs) == 4 * (10 + 5 + 5 + 5)
 
 
 def test_lra_sizes_follow_the_s4_configs():
