@@ -19,7 +19,14 @@ Kernels:
     input statistics (L, H_in). The measure is per output channel ``o``: the paper's bound for
     ``y_o(T) = sum_i (k_oi * u_i)(T)``, with the triangle inequality over the input channels,
     ``tau[o] = (sum_i sum_s |K[o,i,L-1-s]| std[s,i] + |sum_i sum_s K[o,i,L-1-s] mean[s,i]|)^2``.
-  * Bidirectional layers: see :func:`final_time_kernel`.
+  * Bidirectional layers: both directions with all their lags, see
+    :func:`direction_measures` (:func:`final_time_kernel` is the exact kernel of ``y(T)``,
+    where the backward direction enters only at lag 0; kept for reference).
+
+Read-outs (:data:`READOUTS`): ``"last"`` is the formula above; ``"mean"`` measures the time
+mean of the output, ``w[s] = (1/L) sum_{j=0}^{L-1-s} K[j]`` in place of ``K[L-1-s]``
+(:func:`readout_weights`); padded batches use per-sequence weights
+(:func:`readout_measure`).
 """
 
 from __future__ import annotations
