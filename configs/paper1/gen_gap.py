@@ -5,7 +5,7 @@
 Scales: ``cpu`` (default; L=128, 4 processes, lambda in {0, 1e-2, 1e-1}, n = 64, the
 regularizer and 3 data-independent penalties at matched strength, 3 seeds), ``quick`` (L=64,
 a time-varying mean and variance, lambda in {0, 1e-1}, the regularizer and kernel_l2, 3
-seeds, 300 steps), ``paper`` (L=1024, n in {128, 512, 2048}, 5 seeds), ``tiny`` (tests).
+seeds, 200 steps), ``paper`` (L=1024, n in {128, 512, 2048}, 5 seeds), ``tiny`` (tests).
 
 Data: ``synthetic_regression`` with the input processes of ``PROCESSES`` (white noise; a
 non-zero, time-varying mean with a growing variance; OU; GP), target
@@ -62,7 +62,7 @@ def get_config(arg: str = "cpu"):
         c.data.update(seq_len=64, num_val=64, num_test=512)
         c.model.update(d_model=8)
         c.model.ssm.d_state = 16
-        c.train.update(num_steps=300, eval_every=300, checkpoint_every=300, log_every=100)
+        c.train.update(num_steps=200, eval_every=200, checkpoint_every=200, log_every=100)
         c.optim.warmup_steps = 20
         c.experiment.update(name="gen_gap_quick", lambdas=[0.0, 1e-1], train_sizes=[64],
                             processes=["mean_var"], penalties=["measure", "kernel_l2"])

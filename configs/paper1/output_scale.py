@@ -4,7 +4,7 @@ and without the initialization scaling rule (8).
     python -m experiments.paper1.output_scale --config configs/paper1/output_scale.py[:SCALE]
 
 Scales: ``cpu`` (default; the theorem's model and the deep model at depth 4, L = 256, 1024,
-4096, 8192, 9 patterns, 3 seeds), ``quick`` (theorem + depth 2, L = 256 and 2048, 5
+4096, 8192, 9 patterns, 3 seeds), ``quick`` (theorem + depth 2, L = 256 and 1024, 5
 patterns, 2 seeds; part of ``ssm-jax reproduce --scale quick``), ``paper`` (width 128, 5
 seeds), ``tiny`` (tests).
 
@@ -68,7 +68,7 @@ def get_config(arg: str = "cpu"):
         c.model.update(d_model=16)
         c.model.ssm.d_state = 32
         c.experiment.update(name="output_scale_quick", depths=[2], num_seeds=2,
-                            lengths=[256, 2048],
+                            lengths=[256, 1024],
                             patterns=["white_noise", "mean_constant", "mean_sine", "ou_tau30",
                                       "brownian"], rescale_batch=64, eval_batch=64)
     elif arg == "tiny":
