@@ -11,6 +11,10 @@
   ``bound`` config section and the loss term it configures (``term(intermediates, batch)``).
 """
 
+from ssm_jax.bound.autocorrelation import (
+    autocorrelation_timescale, condition_number, feature_gram, feature_matrix,
+    sample_feature_gram, sample_features, top_eigenvalue,
+)
 from ssm_jax.bound.collect import LayerIO, collect_layers
 from ssm_jax.bound.config import (
     BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, validate_bound_config,
@@ -28,4 +32,7 @@ __all__ = [
     "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
     "layer_measures", "layer_taus", "make_regularizer", "regularizer", "rescale_init",
     "validate_bound_config",
+    # paper 2
+    "autocorrelation_timescale", "condition_number", "feature_gram", "feature_matrix",
+    "sample_feature_gram", "sample_features", "top_eigenvalue",
 ]
