@@ -84,6 +84,10 @@ def init_variables(model, cfg: Config, train_split, rng):
     batch = init_batch(train_split, cfg.bound.init_batch_size, cfg.seed)
     # Under jit: eager init compiles every op separately (seconds for a small model).
     variables = jax.jit(model.init)({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
+    if cfg.init.active:  # paper 2: timescale and eigenvalues (before the paper-1 rule)
+        from ssm_jax.bound.timescale_init import apply_init
+
+        variables = apply_init(model, variables, batch["inputs"], batch["lengths"], cfg.init)
     if cfg.bound.init_scaling:
         from ssm_jax.bound import rescale_init
 
@@ -194,7 +198,10 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
     tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg))
+    from ssm_jax.bound.timescale_init import real_part_projection
+
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg),
+                                       project=real_part_projection(cfg.init, layers))
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:
