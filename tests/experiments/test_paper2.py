@@ -90,3 +90,15 @@ def test_paper2_is_discovered_by_reproduce():
 
     names = [runner.module_name(m) for m in experiment_modules(2)]
     assert names == ["output_scale", "conditioning", "memory", "smnist"]
+
+
+@pytest.mark.parametrize("scale", ["cifar10", "listops_baseline"])
+def test_lra_config_parses(scale):
+    from ssm_jax.training.config import load_config, parse_config
+
+    cfg = parse_config(load_config(f"configs/paper2/lra.py:{scale}"))
+    if scale.endswith("_baseline"):
+        assert not cfg.init.active
+    else:
+        assert cfg.init.timescale == "autocorrelation" and cfg.init.real_part == 0.0
+        assert cfg.init.real_param == "clip"
