@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssm_jax.bound.autocorrelation import autocorrelation_timescale
-from ssm_jax.bound.collect import collect_layers, layer_sort_key
+from ssm_jax.bound.collect import layer_sort_key
 from ssm_jax.kernels.init import hippo_n, s4d_inv
 from ssm_jax.layers import find_layers, get_params, update_params
 from ssm_jax.options import OptionError, option, require
@@ -188,11 +188,32 @@ def _clean(variables):
     return type(variables)({k: v for k, v in variables.items() if k != "intermediates"})
 
 
+def _sown_inputs(intermediates) -> dict:
+    """``{layer name: input}`` of every module that sowed ``input`` (with or without a
+    ``kernel``: a selective layer has no fixed kernel); ``name[j]`` for repeated applications."""
+    from collections.abc import Mapping
+
+    found = {}
+
+    def walk(node, path):
+        if "input" in node:
+            inputs = node["input"] if isinstance(node["input"], (tuple, list)) else (node["input"],)
+            name = "/".join(path)
+            for j, u in enumerate(inputs):
+                found[name if len(inputs) == 1 else f"{name}[{j}]"] = u
+        for key, child in node.items():
+            if isinstance(child, Mapping):
+                walk(child, path + (key,))
+
+    walk(intermediates, ())
+    return found
+
+
 @functools.partial(jax.jit, static_argnames=("model",))
 def _layer_inputs(model, variables, x, lengths):
     """``{layer name: input (batch, L, H)}`` from one evaluation-mode forward pass."""
     _, state = model.apply(variables, x, lengths, train=False, mutable=["intermediates"])
-    return {layer.name: layer.input for layer in collect_layers(state["intermediates"])}
+    return _sown_inputs(state["intermediates"])
 
 
 def _layer_order(model, variables, x, lengths):
@@ -258,7 +279,7 @@ def autocorrelation_init(model, variables, x, lengths=None, *, kappa: float = 1.
     ``with_step_sizes``.
 
     Args:
-      model: a ``SequenceModel`` (or any module whose SSM layers sow ``input`` and ``kernel``).
+      model: a ``SequenceModel`` (or any module whose SSM layers sow ``input``).
       variables: its variables (evaluation mode is used).
       x: (batch, L) int tokens or (batch, L, C) float, a batch of training inputs.
       lengths: None or (batch,) valid lengths (padded positions are zeros in the layer input).
@@ -279,7 +300,7 @@ def apply_init(model, variables, x, lengths=None, opts: InitOptions | None = Non
     new step sizes and the batch length L). See the module docstring.
 
     Args:
-      model: a ``SequenceModel`` (or any module whose SSM layers sow ``input`` and ``kernel``).
+      model: a ``SequenceModel`` (or any module whose SSM layers sow ``input``).
       variables: its variables.
       x: (batch, L) or (batch, L, C), a batch of training inputs.
       lengths: None or (batch,) valid lengths.
@@ -295,6 +316,7 @@ def apply_init(model, variables, x, lengths=None, opts: InitOptions | None = Non
     layer_types = find_layers(model, x, lengths)
     length = int(jnp.shape(x)[1])
     names, inputs = _layer_order(model, variables, x, lengths)
+    names = [n for n in names if tuple(n.split("/")) in layer_types]  # SSM layers only
     for i, name in enumerate(names):
         path = tuple(name.split("/"))
         cls = layer_types[path]
