@@ -309,3 +309,18 @@ def test_trainer_applies_the_init(tmp_path):
         s_on = cls.step_sizes(get_params(v_on["params"], path))
         assert np.ptp(np.asarray(s_on)) < 1e-6 * np.max(np.asarray(s_on))  # one value per layer
         assert np.ptp(np.asarray(s_off)) > 0  # log-uniform
+
+
+def test_dft_grid_on_s5_uses_each_modes_step():
+    """S5 keeps one step per mode, (M,): the DFT grid is built mode by mode, and with the
+    layer's own log-uniform steps Delta_n omega_n = 2 pi n / L still holds."""
+    model, x = make("s5", n_layers=1), inputs()
+    v = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+    new = apply_init(model, v, x, None, InitOptions(imag="dft"))
+    (path, cls), = find_layers(model, x).items()
+    p = get_params(new["params"], path)
+    step = np.asarray(cls.step_sizes(p))
+    assert np.ptp(step) > 0  # log-uniform steps, different per mode
+    theta = np.asarray(cls.eigenvalues(p)).imag * step
+    np.testing.assert_allclose(theta, 2 * np.pi * np.arange(len(step)) / L, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(cls.eigenvalues(p)).real, -0.5)
