@@ -200,8 +200,9 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
     from ssm_jax.bound.timescale_init import real_part_projection
 
+    project = real_part_projection(cfg.init, layers)  # paper 2's Re <= 0 (None: nothing to do)
     train_step, eval_step = make_steps(model.head, loss_terms(cfg),
-                                       project=real_part_projection(cfg.init, layers))
+                                       **({"project": project} if project is not None else {}))
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:
