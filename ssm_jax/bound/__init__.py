@@ -11,6 +11,10 @@
   ``bound`` config section and the loss term it configures (``term(intermediates, batch)``).
 """
 
+from ssm_jax.bound.autocorrelation import (
+    autocorrelation_timescale, condition_number, feature_gram, feature_matrix,
+    sample_feature_gram, sample_features, top_eigenvalue,
+)
 from ssm_jax.bound.collect import LayerIO, collect_layers
 from ssm_jax.bound.config import (
     BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, resolve_readout,
@@ -33,4 +37,7 @@ __all__ = [
     # read-outs (issue 11)
     "READOUTS", "direction_measures", "forward_intermediates", "readout_measure",
     "readout_weights", "resolve_readout", "weighted_measure",
+    # paper 2
+    "autocorrelation_timescale", "condition_number", "feature_gram", "feature_matrix",
+    "sample_feature_gram", "sample_features", "top_eigenvalue",
 ]

@@ -38,6 +38,7 @@ import ml_collections
 
 from ssm_jax import options as opt
 from ssm_jax.bound.config import BoundOptions
+from ssm_jax.bound.timescale_init import InitOptions
 from ssm_jax.data import resolve_config
 from ssm_jax.layers import NORMS, PROJECTIONS, layer_names, layer_options
 from ssm_jax.models import ENCODERS, POOLINGS
@@ -112,7 +113,8 @@ class DistributedOptions:
 
 
 SECTIONS = {"model": ModelOptions, "optim": OptimOptions, "train": TrainOptions,
-            "bound": BoundOptions, "distributed": DistributedOptions}
+            "bound": BoundOptions, "distributed": DistributedOptions,
+            "init": InitOptions}  # init: paper 2's timescale / eigenvalue init
 
 # Keys a resumed run may change (applied and reported); any other change is refused. The
 # distributed section (how the same run is spread over processes) may change freely.
@@ -132,6 +134,7 @@ class Config:
     train: TrainOptions
     bound: BoundOptions
     distributed: DistributedOptions
+    init: InitOptions = InitOptions()
 
     def to_dict(self) -> dict:
         """Plain nested dict (JSON-ready): what ``config.json`` holds."""

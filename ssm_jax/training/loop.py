@@ -115,10 +115,12 @@ def init_variables(model, cfg: Config, train_split, rng):
     batch = init_batch(train_split, cfg.bound.init_batch_size, cfg.seed)
     # Under jit: eager init compiles every op separately (seconds for a small model).
     variables = jax.jit(model.init)({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
-    if cfg.bound.init_scaling:
-        from ssm_jax.bound import rescale_init
+    if cfg.init.active:  # paper 2: timescale and eigenvalues (before the paper-1 rule)
+        from ssm_jax.bound.timescale_init import apply_init
 
-        from ssm_jax.bound import resolve_readout
+        variables = apply_init(model, variables, batch["inputs"], batch["lengths"], cfg.init)
+    if cfg.bound.init_scaling:
+        from ssm_jax.bound import rescale_init, resolve_readout
 
         # the measure and read-out the regularizer uses; train mode, as the first step sees it
         lengths = batch["lengths"] if _padded(train_split) else None
@@ -231,7 +233,11 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
     tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers))
+    from ssm_jax.bound.timescale_init import real_part_projection
+
+    project = real_part_projection(cfg.init, layers)  # paper 2's Re <= 0 (None: nothing to do)
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers),
+                                       **({"project": project} if project is not None else {}))
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:

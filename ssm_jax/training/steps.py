@@ -47,13 +47,16 @@ def task_loss(outputs, labels, head: str, mask=None):
     return sums["loss"] / jnp.maximum(count, 1.0), sums
 
 
-def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None):
+def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
+               project: Callable | None = None):
     """Build ``train_step(state, batch) -> (state, metrics)`` and ``eval_step(state, batch)``.
 
     Args:
       head: "classification" or "regression".
       terms: ``{name: (weight, term)}`` extra loss terms; each ``term(intermediates, batch)``
         reads the SSM layers' sown ``input``/``kernel`` intermediates of the same forward pass.
+      project: None, or ``project(old_params, new_params) -> params`` applied after every
+        optimizer step (e.g. paper 2's Re <= 0 projection).
 
     ``train_step`` returns per-batch means (``loss`` is the total objective, ``task_loss``
     the task part, one entry per term). ``eval_step`` returns sums weighted by
@@ -93,7 +96,10 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         rng = jax.random.fold_in(state.rng, state.step)
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state, batch, rng)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        return state.apply_gradients(grads, batch_stats), metrics
+        new_state = state.apply_gradients(grads, batch_stats)
+        if project is not None:
+            new_state = new_state.replace(params=project(state.params, new_state.params))
+        return new_state, metrics
 
     @jax.jit
     def eval_step(state: TrainState, batch):

@@ -1,0 +1,4 @@
+"""Paper 2 (Liu & Li, *Autocorrelation Matters*, ICLR 2025): output scale at init vs L and the
+autocorrelation timescale (``output_scale``), Gram conditioning of the read-out problem
+(``conditioning``), memory with zero real parts (``memory``), sequential vs decorrelated
+sequential MNIST (``smnist``). Shared formulas in :mod:`experiments.paper2.common`."""
