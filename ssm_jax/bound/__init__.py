@@ -20,6 +20,8 @@ from ssm_jax.bound.measure import (
     MEASURES, batch_measure, covariance_measure, final_time_kernel, generalization_measure,
 )
 from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
+from ssm_jax.bound.selective import (decay_sums, model_bound_report, selective_bound_terms,
+                                     selective_norms, spectral_abscissa)
 from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
 
 __all__ = [
@@ -28,4 +30,7 @@ __all__ = [
     "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
     "layer_measures", "layer_taus", "make_regularizer", "regularizer", "rescale_init",
     "validate_bound_config",
+    # paper 3
+    "decay_sums", "model_bound_report", "selective_bound_terms", "selective_norms",
+    "spectral_abscissa",
 ]
