@@ -32,6 +32,8 @@ class SequenceModel(nn.Module):
       head: "classification" or "regression" (the loss is chosen by the trainer).
       residual: residual connection around every block (see ``SequenceBlock``).
       head_bias: the linear head has a bias.
+      init_std: > 0: the embedding and the head weights are drawn from N(0, init_std^2) (the
+        selective-SSM paper's code: 1); 0: Flax's defaults.
     """
 
     num_outputs: int
@@ -49,6 +51,7 @@ class SequenceModel(nn.Module):
     head: str = "classification"
     residual: bool = True
     head_bias: bool = True
+    init_std: float = 0.0  # > 0: N(0, init_std^2) embedding and head (else Flax defaults)
 
     def __post_init__(self):
         check_choice("layer", self.layer, layer_names())
@@ -87,7 +90,10 @@ class SequenceModel(nn.Module):
             raise ValueError(f"lengths must have shape (batch,) = {(batch,)}, got {lengths.shape}")
         mask = jnp.arange(L)[None, :] < lengths[:, None]  # (batch, L)
         if self.encoder == "embedding":
-            x = nn.Embed(self.vocab_size, self.d_model, name="encoder")(inputs)
+            embed_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
+                          else nn.linear.default_embed_init)
+            x = nn.Embed(self.vocab_size, self.d_model, embedding_init=embed_init,
+                         name="encoder")(inputs)
         else:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
         for i in range(self.n_layers):
@@ -99,4 +105,7 @@ class SequenceModel(nn.Module):
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
         elif self.pooling == "last":
             x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
-        return nn.Dense(self.num_outputs, use_bias=self.head_bias, name="head")(x)
+        head_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
+                     else nn.linear.default_kernel_init)
+        return nn.Dense(self.num_outputs, use_bias=self.head_bias, kernel_init=head_init,
+                        name="head")(x)
