@@ -248,7 +248,9 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     tx = make_optimizer(cfg.optim, num_steps, layers,
                         steps_per_epoch=steps_per_epoch(cfg, len(ds.train)))
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg), output_terms(cfg))
+    out_terms = output_terms(cfg)
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg),
+                                       **({"output_terms": out_terms} if out_terms else {}))
     has_validation = len(ds.validation) > 0
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
