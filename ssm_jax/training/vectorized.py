@@ -130,9 +130,10 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
     adam_l2 = base.optim.recipe == "adam_l2"
     tx = _unit_optimizer(base, spe) if adam_l2 else make_optimizer(
         base.optim, num_steps, layers, steps_per_epoch=spe)
-    stack = lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees)
-    params = stack([p for p, _ in inits])
-    opt_state = jax.vmap(tx.init)(params)
+    # numpy stacking: eager jnp ops would each compile once per shape
+    stack = lambda trees: jax.tree.map(lambda *x: np.stack([np.asarray(a) for a in x]), *trees)
+    params = jax.tree.map(jnp.asarray, stack([p for p, _ in inits]))
+    opt_state = jax.jit(jax.vmap(tx.init))(params)
     rngs = jnp.stack([r for _, r in inits])
     lr = jnp.asarray([c.optim.lr for c in cfgs], jnp.float32)
     wd = jnp.asarray([c.optim.weight_decay for c in cfgs], jnp.float32)
@@ -197,7 +198,7 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
     failed = [None] * len(cfgs)
     history = []
     for step in range(1, num_steps + 1):
-        batch = stack([jax.tree.map(jnp.asarray, next(it)) for it in iters])
+        batch = stack([next(it) for it in iters])
         params, opt_state, metrics, alive_new = step_fn(params, opt_state, rngs, step - 1, batch,
                                                         lr, wd, cw, alive)
         history.append((step, metrics, alive_new))
