@@ -149,9 +149,12 @@ def plot(e, flat, path):
         if f["failed"] or not math.isfinite(f["trained_sA"]):
             continue
         c = "tab:blue" if f["trained_sA"] < 0 else "tab:red"
-        S = [f[f"S2_T{T}"] for T in e.grid]
-        axes[0].loglog(e.grid, S, color=c, alpha=0.6)
-        axes[1].scatter(f["T"], f["C_F"], color=c, s=15)
+        pts = [(T, f[f"S2_T{T}"]) for T in e.grid
+               if math.isfinite(f[f"S2_T{T}"]) and f[f"S2_T{T}"] < 1e100]  # beyond: not drawn (log axes overflow)
+        if pts:
+            axes[0].loglog(*zip(*pts), color=c, alpha=0.6)
+        if math.isfinite(f["C_F"]) and f["C_F"] < 1e100:
+            axes[1].scatter(f["T"], f["C_F"], color=c, s=15)
         axes[2].scatter(f["T"], f["gap"], color=c, s=15)
     g = np.array(e.grid, float)
     axes[0].loglog(g, g * (g - 1) / 2, "k--", label="T(T-1)/2 (rho_A = 1)")
