@@ -65,8 +65,6 @@ def _check_members(cfgs) -> None:
 def _unit_optimizer(cfg: Config, spe: int):
     """The optimizer without its learning rate (and, for adam_l2, without clip and L2, which
     the step applies per member)."""
-    from ssm_jax.training.optim import make_optimizer
-
     o = cfg.optim
     if o.recipe == "adam_l2":
         return optax.chain(optax.scale_by_adam(b1=o.b1, b2=o.b2), optax.scale(-1.0),
