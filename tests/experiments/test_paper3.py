@@ -83,3 +83,12 @@ def test_seed_retry_replaces_seeds_nan_in_epoch_one(tmp_path):
     assert [r["failed_seeds"] for r in rows if r["meta"]["seed"] == 3] == [[1]]
     with open(tmp_path / "runs" / "T10_s1" / "report.json") as f:
         assert json.load(f)["failed_step"] <= 2
+
+
+def test_plain_trainer_config_of_the_paper_model():
+    from ssm_jax.training.config import load_config, parse_config
+
+    cfg = parse_config(load_config("configs/paper3/majority.py:tiny"))
+    assert cfg.model.layer == "selective" and cfg.model.ssm.form == "paper"
+    assert cfg.optim.recipe == "adam_l2" and cfg.train.num_epochs == 2
+    assert cfg.model.binary_logit and cfg.train.collapse_penalty == 10.0
