@@ -3,7 +3,7 @@
     python -m experiments.paper3.unstable_init --config configs/paper3/unstable_init.py[:SCALE]
 
 Scales: ``cpu`` (default): the paper's own settings for majority (d=4, N=4, m=1000, batch 64,
-T = 50..300) and ListOps (d=16, N=4, m=1000, batch 64, T = 100..600), 10 epochs, seed 0;
+T = 50..300) and ListOps (d=16, N=4, m=1000, batch 64, T = 100..600), 10 epochs, seed 0 (``--config.experiment.num_seeds=5`` adds seeds 1..4, trained together);
 ``quick``: majority only, m = 300, T = 50, 150, 300, 4 epochs; ``paper``: as cpu (the IMDb
 part needs BERT-tokenized IMDb, not available offline); ``tiny``: tests.
 """
@@ -24,7 +24,7 @@ def get_config(arg: str = "cpu"):
         name="unstable_init", tasks=["majority", "listops"],
         majority_lengths=[50, 100, 150, 200, 250, 300],
         listops_lengths=[100, 200, 300, 400, 500, 600], s_A=0.1, seed=0, loss_threshold=100.0,
-        sA_tolerance=0.05, alpha=0.05, data_dir="results/paper3/data"))
+        sA_tolerance=0.05, alpha=0.05, data_dir="results/paper3/data", num_seeds=1))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 4

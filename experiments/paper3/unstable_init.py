@@ -41,7 +41,8 @@ class Settings:
     listops_lengths: tuple = option((100, 200, 300, 400, 500, 600), "ListOps T values",
                                     item_kind=int, minimum=10)
     s_A: float = option(0.1, "spectral abscissa at init")
-    seed: int = option(0, "seed (the paper: 0)", minimum=0)
+    seed: int = option(0, "first seed (the paper: 0)", minimum=0)
+    num_seeds: int = option(1, "seeds per length (trained together; the paper: 1)", positive=True)
     loss_threshold: float = option(100.0, "a run succeeds if its last epoch loss is below this")
     sA_tolerance: float = option(0.05, "succeeded runs must end with |s_A| below this",
                                  positive=True)
@@ -59,10 +60,12 @@ def make_groups(exp):
     groups = []
     for task in e.tasks:
         for T in lengths(e, task):
-            cfg = common.run_config(exp.tasks[task], task, T, e.data_dir, **{
-                "seed": e.seed, "model.ssm.s_A": e.s_A})
-            groups.append([sweeps.Run(f"{task}_T{T}_s{e.seed}", cfg,
-                                      dict(task=task, T=T, seed=e.seed))])
+            g = []
+            for seed in range(e.seed, e.seed + e.num_seeds):
+                cfg = common.run_config(exp.tasks[task], task, T, e.data_dir, **{
+                    "seed": seed, "model.ssm.s_A": e.s_A})
+                g.append(sweeps.Run(f"{task}_T{T}_s{seed}", cfg, dict(task=task, T=T, seed=seed)))
+            groups.append(g)
     return groups
 
 
@@ -89,7 +92,7 @@ def execute(exp, directory, groups, bar) -> dict:
     for r in rows:
         task, T = r["meta"]["task"], r["meta"]["T"]
         paper = common.paper_lookup(common.PAPER_EXP1, task, T)
-        table.append(dict(task=task, T=T, epoch1_loss=common.epoch_loss(r, 1),
+        table.append(dict(task=task, T=T, seed=r["meta"]["seed"], epoch1_loss=common.epoch_loss(r, 1),
                           last_loss=common.last_loss(r), final_sA=common.final(r, "s_A"),
                           success=common.succeeded(r, e.loss_threshold),
                           failed_step=r["report"].get("failed_step"),
@@ -97,7 +100,7 @@ def execute(exp, directory, groups, bar) -> dict:
                           paper_epoch1_loss=paper[0] if paper else math.nan,
                           paper_last_loss=paper[1] if paper else math.nan,
                           paper_final_sA=paper[2] if paper else math.nan))
-    cols = ["task", "T", "epoch1_loss", "last_loss", "final_sA", "success", "failed_step",
+    cols = ["task", "T", "seed", "epoch1_loss", "last_loss", "final_sA", "success", "failed_step",
             "train_acc", "paper_epoch1_loss", "paper_last_loss", "paper_final_sA"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
     curve_rows = []
@@ -114,9 +117,9 @@ def execute(exp, directory, groups, bar) -> dict:
         f"# Unstable init s_A = {e.s_A} (Figure 1, {e.name})",
         "The paper's model (embedding -> one paper-form selective block -> last-step read-out) "
         "and recipe (Adam 1e-2 + coupled L2 1e-5, plateau 0.9/5, clip 5, collapse penalty), "
-        f"seed {e.seed}. Loss = epoch-mean training loss incl. the penalty. Success: last "
+        f"seeds {e.seed}..{e.seed + e.num_seeds - 1}. Loss = epoch-mean training loss incl. the penalty. Success: last "
         f"loss < {e.loss_threshold:g}. Paper columns: the authors' released logs (seed 0).",
-        tables.markdown_table(table, cols, ["task", "T", "epoch-1 loss", "last loss",
+        tables.markdown_table(table, cols, ["task", "T", "seed", "epoch-1 loss", "last loss",
                                             "final s_A", "success", "NaN step", "train acc",
                                             "paper epoch-1", "paper last", "paper s_A"]),
         f"{sweeps.timing_note(trained, time.perf_counter() - start)} Figure: "
@@ -133,10 +136,11 @@ def plot(e, rows, path):
             loss = sorted(r["curves"]["loss"].items())
             sA = sorted(r["curves"]["params"].get("s_A", {}).items())
             if loss:
-                line, = axes[0, j].plot(*zip(*loss), marker=".", label=f"T={r['meta']['T']}")
+                line, = axes[0, j].plot(*zip(*loss), marker=".",
+                                        label=f"T={r['meta']['T']} s{r['meta']['seed']}")
                 axes[0, j].plot(loss[0][0], loss[0][1], "*", ms=10, color=line.get_color())
             if sA:
-                axes[1, j].plot(*zip(*sA), marker=".", label=f"T={r['meta']['T']}")
+                axes[1, j].plot(*zip(*sA), marker=".", color=line.get_color() if loss else None)
         axes[0, j].set_yscale("log")
         axes[0, j].set_title(f"{task}: training loss (s_A init {e.s_A})")
         axes[1, j].axhline(0, color="red", ls="--")
@@ -154,7 +158,7 @@ def claims(exp, summary) -> list:
     parts, verdicts = [], []
     for task in e.tasks:
         rows = [r for r in summary["table"] if r["task"] == task]
-        Ts = [r["T"] for r in rows]
+        Ts = [r["T"] for r in rows]  # one point per run (all seeds)
         logs = [math.log10(r["epoch1_loss"]) if r["epoch1_loss"] > 0 and math.isfinite(r["epoch1_loss"])
                 else math.inf for r in rows]
         finite = [(T, v) for T, v in zip(Ts, logs) if math.isfinite(v)]
@@ -165,11 +169,11 @@ def claims(exp, summary) -> list:
                                           lambda x: x < 0 and p < e.alpha))
         span = (f"{min(v for _, v in finite):.1f}..{max(v for _, v in finite):.1f}"
                 if finite else "-")
-        paper = [common.paper_lookup(common.PAPER_EXP1, task, T) for T in Ts]
-        prho = tables.spearman([T for T, x in zip(Ts, paper) if x],
+        paper = [common.paper_lookup(common.PAPER_EXP1, task, T) for T in sorted(set(Ts))]
+        prho = tables.spearman([T for T, x in zip(sorted(set(Ts)), paper) if x],
                                [math.log10(x[0]) for x in paper if x])[0]
         parts.append(f"{task}: Spearman(T, log10 epoch-1 loss) = {rho:.2f} (p {p:.2g}, "
-                     f"{len(Ts)} lengths; log10 loss {span}); paper's logs rho {prho:.2f}")
+                     f"{len(Ts)} runs; log10 loss {span}); paper's logs rho {prho:.2f}")
     out.append(Claim(PAPER, e.name, "With s_A = 0.1 the initial (epoch-1) loss grows "
                      "(exponentially) with the sequence length T",
                      "majority 3.3e6 (T=50) .. 1.3e31 (T=300); ListOps 9.9e5 (T=100) .. 1.1e30 "
