@@ -9,7 +9,7 @@ authors' released numbers beside), ``curves.csv`` and ``unstable_init.png`` (los
 epoch, one line per T) to ``results/paper3/<experiment.name>/``.
 
 Claims: the epoch-1 loss grows with T (Spearman of log loss vs T); where training succeeds,
-s_A is driven to about zero (final s_A below the init and within ``sA_tolerance`` of 0).
+s_A is driven toward zero / stability (final s_A below the init and below ``sA_tolerance``).
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class Settings:
     seed: int = option(0, "first seed (the paper: 0)", minimum=0)
     num_seeds: int = option(1, "seeds per length (trained together; the paper: 1)", positive=True)
     loss_threshold: float = option(100.0, "a run succeeds if its last epoch loss is below this")
-    sA_tolerance: float = option(0.05, "succeeded runs must end with |s_A| below this",
-                                 positive=True)
+    sA_tolerance: float = option(0.05, "succeeded runs must end with s_A below this (stable "
+                                 "or at most slightly unstable)", positive=True)
     alpha: float = option(0.05, "significance level of the trend test", minimum=0.0,
                           maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
     data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
@@ -181,7 +181,9 @@ def claims(exp, summary) -> list:
                      f"Spearman rho of log epoch-1 loss vs T > 0 with p < {e.alpha:g} per task "
                      "(< 0 with p < alpha: not reproduced)", ("table.md", "unstable_init.png")))
     ok = [r for r in summary["table"] if r["success"]]
-    bad = [r for r in ok if not (r["final_sA"] < e.s_A and abs(r["final_sA"]) < e.sA_tolerance)]
+    # "driven toward zero, the system becomes stable": below the init and at most slightly
+    # unstable (a run pushed through zero to a clearly negative s_A counts as stable)
+    bad = [r for r in ok if not (r["final_sA"] < e.s_A and r["final_sA"] < e.sA_tolerance)]
     verdict = "inconclusive" if not ok else ("reproduced" if not bad else "not reproduced")
     out.append(Claim(PAPER, e.name, "Whenever training reduces the loss, s_A is driven toward "
                      "zero (the system becomes stable)",
@@ -189,8 +191,8 @@ def claims(exp, summary) -> list:
                      f"{len(ok)} of {len(summary['table'])} runs succeeded; their final s_A: "
                      + ", ".join(f"{r['task']} T={r['T']}: {r['final_sA']:.3f}" for r in ok),
                      verdict, f"every successful run (last loss < {e.loss_threshold:g}) ends "
-                     f"with s_A < {e.s_A:g} and |s_A| < {e.sA_tolerance:g}; no success: "
-                     "inconclusive", ("table.md", "unstable_init.png")))
+                     f"with s_A below its init {e.s_A:g} and below {e.sA_tolerance:g}; no "
+                     "success: inconclusive", ("table.md", "unstable_init.png")))
     return out
 
 
