@@ -32,6 +32,8 @@ class SequenceModel(nn.Module):
       head: "classification" or "regression" (the loss is chosen by the trainer).
       residual: residual connection around every block (see ``SequenceBlock``).
       head_bias: the linear head has a bias.
+      init_std: > 0: the embedding and the head weights are drawn from N(0, init_std^2) (the
+        selective-SSM paper's code: 1); 0: Flax's defaults.
     """
 
     num_outputs: int
@@ -49,6 +51,7 @@ class SequenceModel(nn.Module):
     head: str = "classification"
     residual: bool = True
     head_bias: bool = True
+    init_std: float = 0.0  # > 0: N(0, init_std^2) embedding and head (else Flax defaults)
 
     def __post_init__(self):
         check_choice("layer", self.layer, layer_names())
@@ -87,7 +90,10 @@ class SequenceModel(nn.Module):
             raise ValueError(f"lengths must have shape (batch,) = {(batch,)}, got {lengths.shape}")
         mask = jnp.arange(L)[None, :] < lengths[:, None]  # (batch, L)
         if self.encoder == "embedding":
-            x = nn.Embed(self.vocab_size, self.d_model, name="encoder")(inputs)
+            embed_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
+                          else nn.linear.default_embed_init)
+            x = nn.Embed(self.vocab_size, self.d_model, embedding_init=embed_init,
+                         name="encoder")(inputs)
         else:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
         for i in range(self.n_layers):
@@ -99,7 +105,10 @@ class SequenceModel(nn.Module):
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
         elif self.pooling == "last":
             x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
-        return nn.Dense(self.num_outputs, use_bias=self.head_bias, name="head")(x)
+        head_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
+                     else nn.linear.default_kernel_init)
+        return nn.Dense(self.num_outputs, use_bias=self.head_bias, kernel_init=head_init,
+                        name="head")(x)
 
 
 class RetrievalModel(nn.Module):
@@ -129,6 +138,7 @@ class RetrievalModel(nn.Module):
     head: str = "classification"
     residual: bool = True
     head_bias: bool = True
+    init_std: float = 0.0  # > 0: N(0, init_std^2) embedding and head weights (as SequenceModel)
 
     def __post_init__(self):
         check_choice("layer", self.layer, layer_names())
@@ -151,9 +161,12 @@ class RetrievalModel(nn.Module):
             layer=self.layer, ssm=self.ssm, encoder=self.encoder, vocab_size=self.vocab_size,
             norm=self.norm, prenorm=self.prenorm, projection=self.projection,
             dropout=self.dropout, pooling=self.pooling, head="regression",
-            residual=self.residual, head_bias=self.head_bias, name="encoder_stack")
+            residual=self.residual, head_bias=self.head_bias, init_std=self.init_std,
+            name="encoder_stack")
         features = stack(flat, flat_lengths, train=train).reshape(batch, 2, self.d_model)
         a, b = features[:, 0], features[:, 1]
         x = jnp.concatenate([a, b, a * b, a - b], axis=-1)
         x = nn.gelu(nn.Dense(self.d_model, name="mlp")(x))
-        return nn.Dense(self.num_outputs, name="head")(x)
+        head_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
+                     else nn.linear.default_kernel_init)
+        return nn.Dense(self.num_outputs, kernel_init=head_init, name="head")(x)

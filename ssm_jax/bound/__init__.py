@@ -26,6 +26,8 @@ from ssm_jax.bound.measure import (
     generalization_measure, readout_measure, readout_weights, weighted_measure,
 )
 from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
+from ssm_jax.bound.selective import (decay_sums, model_bound_report, selective_bound_terms,
+                                     selective_norms, spectral_abscissa)
 from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
 
 __all__ = [
@@ -40,4 +42,7 @@ __all__ = [
     # paper 2
     "autocorrelation_timescale", "condition_number", "feature_gram", "feature_matrix",
     "sample_feature_gram", "sample_features", "top_eigenvalue",
+    # paper 3
+    "decay_sums", "model_bound_report", "selective_bound_terms", "selective_norms",
+    "spectral_abscissa",
 ]

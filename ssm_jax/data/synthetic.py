@@ -335,3 +335,60 @@ def build_majority(cfg: dict) -> Dataset:
     info = DatasetInfo(name="majority", seq_len=length, input_kind="tokens", vocab_size=2,
                        in_channels=1, num_classes=2)
     return Dataset(info, splits)
+
+
+# ------------------------------------------------------------- majority (selective-SSM paper)
+
+
+def majority_counts(num_train: int, num_test: int, length: int, *, seed: int,
+                    noise: float = 0.25) -> tuple:
+    """The majority data of the selective-SSM paper's code, in its RNG order.
+
+    One legacy ``np.random.RandomState(seed)`` stream: train counts ``n1 ~ U{0..T}`` (one call
+    of size ``num_train``), then each train row (its first ``n1`` entries set to 1, shuffled),
+    then the same for test; labels ``1[n1 > T/2]`` from the counts; finally the train split's
+    noise: every one whose uniform draw (one ``(num_train, T)`` array) is below ``noise``
+    becomes 0 (after labelling: the labels of noisy rows may be wrong, which caps train
+    accuracy; the test split is clean).
+
+    Returns:
+      ``(x_train (num_train, T), y_train, x_test (num_test, T), y_test)``, int32.
+    """
+    rng = np.random.RandomState(seed)
+
+    def draw(num):
+        counts = rng.randint(0, length + 1, size=num)
+        x = np.zeros((num, length), np.int32)
+        for i, c in enumerate(counts):
+            x[i, :c] = 1
+            rng.shuffle(x[i])
+        return x, (counts > length / 2).astype(np.int32)
+
+    x_tr, y_tr = draw(num_train)
+    x_te, y_te = draw(num_test)
+    flip = (rng.rand(num_train, length) < noise) & (x_tr == 1)
+    x_tr = np.where(flip, 0, x_tr).astype(np.int32)
+    return x_tr, y_tr, x_te, y_te
+
+
+MAJORITY_COUNTS_DEFAULTS = {"seq_len": 100, "num_train": 1000, "num_test": 1000, "noise": 0.25,
+                            "seed": 0}
+
+
+@register("majority_counts", defaults=MAJORITY_COUNTS_DEFAULTS)
+def build_majority_counts(cfg: dict) -> Dataset:
+    """Majority as in the selective-SSM paper (:func:`majority_counts`): uniform counts of
+    ones, ``noise`` flips on the train split only, no validation split (it is empty)."""
+    if not 0.0 <= cfg["noise"] <= 1.0:
+        raise ValueError(f"majority noise must be in [0, 1], got {cfg['noise']}")
+    if cfg["num_train"] <= 0 or cfg["num_test"] <= 0:
+        raise ValueError("num_train and num_test must be positive")
+    T = cfg["seq_len"]
+    x_tr, y_tr, x_te, y_te = majority_counts(cfg["num_train"], cfg["num_test"], T,
+                                             seed=cfg["seed"], noise=cfg["noise"])
+    empty = Split(np.zeros((0, T), np.int32), np.zeros((0,), np.int32), np.zeros((0,), np.int32))
+    splits = {"train": Split(x_tr, full_lengths(len(x_tr), T), y_tr), "validation": empty,
+              "test": Split(x_te, full_lengths(len(x_te), T), y_te)}
+    info = DatasetInfo(name="majority_counts", seq_len=T, input_kind="tokens", vocab_size=2,
+                       in_channels=1, num_classes=2)
+    return Dataset(info, splits)

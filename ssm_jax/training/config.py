@@ -68,6 +68,10 @@ class ModelOptions:
     pooling: str = option("mean", "pooling over time before the head", choices=POOLINGS)
     residual: bool = option(True, "residual connection around every block")
     head_bias: bool = option(True, "the linear head has a bias")
+    binary_logit: bool = option(False, "two classes: one logit trained with sigmoid BCE "
+                                "(instead of two logits with softmax cross-entropy)")
+    init_std: float = option(0.0, "N(0, init_std^2) init of the embedding and the head (0: Flax "
+                             "defaults; the selective-SSM paper's code uses 1)", minimum=0.0)
     ssm: Any = None  # the layer's Options (model.ssm.*), parsed by parse_config
 
 
@@ -83,6 +87,15 @@ class OptimOptions:
     grad_clip: float = option(0.0, "global gradient-norm clip (0 = off)", minimum=0.0)
     b1: float = option(0.9, "Adam beta1", minimum=0.0, maximum=1.0, exclusive_maximum=True)
     b2: float = option(0.999, "Adam beta2", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    recipe: str = option("groups", "'groups': Adam for the SSM core, AdamW else; 'adam_l2': "
+                         "one Adam with coupled L2 (weight_decay added to the gradient), constant "
+                         "lr reduced on plateaus of the epoch-mean training loss (the "
+                         "selective-SSM paper's recipe)", choices=("groups", "adam_l2"))
+    plateau_factor: float = option(0.9, "adam_l2: lr factor on a plateau", positive=True,
+                                   maximum=1.0)
+    plateau_patience: int = option(5, "adam_l2: epochs without improvement before a cut",
+                                   minimum=0)
+    plateau_rtol: float = option(0.01, "adam_l2: relative improvement that counts", minimum=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +110,12 @@ class TrainOptions:
     checkpoint_every: int = option(200, "steps between checkpoints", positive=True)
     keep_checkpoints: int = option(2, "newest checkpoints kept (plus the best)", positive=True)
     progress: bool = option(True, "show a progress bar")
+    num_epochs: int = option(0, "epochs (> 0: replaces num_steps by num_epochs * batches per "
+                             "epoch and logs once per epoch)", minimum=0)
+    collapse_penalty: float = option(0.0, "weight c of the collapse penalty c * max(0, "
+                                     "collapse_min_std - std(sigmoid(outputs))) (paper 3: 10)",
+                                     minimum=0.0)
+    collapse_min_std: float = option(0.1, "target std of the collapse penalty", minimum=0.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,47 @@ from ssm_jax.training.workdir import (WorkdirLock, check_resume, prepare_workdir
 
 
 class NonFiniteError(RuntimeError):
-    """Training stopped because a metric became NaN or Inf."""
+    """Training stopped because a metric became NaN or Inf (``step``: the first bad step)."""
+
+    step = None
+
+
+def steps_per_epoch(cfg: Config, num_train: int) -> int:
+    """Batches per epoch of the training iterator (the last partial batch is dropped)."""
+    return max(1, num_train // cfg.train.batch_size)
+
+
+def schedule(cfg: Config, num_train: int) -> tuple:
+    """``(num_steps, log_every)``: from ``train.num_epochs`` when it is set (logging once per
+    epoch), else ``train.num_steps`` and ``train.log_every``."""
+    epochs = getattr(cfg.train, "num_epochs", 0)
+    if epochs:
+        spe = steps_per_epoch(cfg, num_train)
+        return epochs * spe, spe
+    return cfg.train.num_steps, cfg.train.log_every
+
+
+def output_terms(cfg: Config):
+    """Loss terms of the model outputs from the config: ``{name: (weight, term)}``."""
+    terms = {}
+    weight = getattr(cfg.train, "collapse_penalty", 0.0)
+    if weight > 0:
+        from ssm_jax.training.steps import collapse_penalty
+
+        min_std = cfg.train.collapse_min_std
+        terms["collapse"] = (weight, lambda out, batch: collapse_penalty(out, min_std))
+    return terms
+
+
+def bound_metrics(params, layers, seq_len: int) -> dict:
+    """Paper-3 norms and bound terms of a model with a paper-form selective layer ({} else),
+    logged by the trainer once per log step."""
+    if not any(getattr(cls, "layer_name", "") == "selective" for cls in layers.values()):
+        return {}
+    from ssm_jax.bound.selective import model_bound_report
+
+    report = model_bound_report(to_host(params), layers, seq_len)
+    return {k: v for k, v in report.items() if isinstance(v, (int, float)) and k not in ("d", "N")}
 
 
 def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
@@ -52,6 +92,11 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
         raise ValueError(f"model.encoder='embedding' needs token inputs; dataset {info.name!r} has floats")
     classification = info.num_classes is not None
     num_outputs = info.num_classes if classification else int(np.prod(info.target_shape) or 1)
+    if getattr(model_cfg, "binary_logit", False) and classification:
+        if info.num_classes != 2:
+            raise ValueError(f"model.binary_logit=True needs 2 classes; dataset {info.name!r} "
+                             f"has {info.num_classes}")
+        num_outputs = 1  # one logit, sigmoid BCE (see steps.task_loss)
     if getattr(info, "num_documents", 1) == 2:  # LRA Retrieval: a shared encoder for both
         from ssm_jax.models import RetrievalModel
 
@@ -65,6 +110,7 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
         projection=model_cfg.projection, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
         head="classification" if classification else "regression",
         residual=model_cfg.residual, head_bias=model_cfg.head_bias,
+        init_std=getattr(model_cfg, "init_std", 0.0),
     )
 
 
@@ -141,6 +187,8 @@ def evaluate(eval_step, state, split, batch_size, dp: DataParallel | None) -> di
     put = dp.put_batch if dp is not None else (lambda b: b)
     shard = dp.shard if dp is not None else (0, 1)
     totals = {}
+    if len(split) == 0:  # an empty (or absent) split, e.g. LRA files with a header-only val
+        return {}
     for batch in split.batches(batch_size, shard=shard):
         sums = eval_step(state, put(batch))
         for k, v in to_host(sums).items():
@@ -178,8 +226,10 @@ def _check_finite(history, last_good_step):
         bad = [f"metric {name!r} is {float(value)}" for name, value in metrics.items()
                if not math.isfinite(float(value))]
         if bad:
-            raise NonFiniteError(f"{' and '.join(bad)} at step {step}; training stopped, "
+            err = NonFiniteError(f"{' and '.join(bad)} at step {step}; training stopped, "
                                  f"{_kept(last_good_step)}")
+            err.step = step
+            raise err
 
 
 @jax.jit
@@ -192,9 +242,11 @@ def _check_finite_params(params, step, last_good_step):
     flags = traverse_util.flatten_dict(to_host(_finite_leaves(params)), sep="/")
     bad = [name for name, ok in flags.items() if not ok]
     if bad:
-        raise NonFiniteError(f"parameters {', '.join(map(repr, bad[:3]))}{' ...' if len(bad) > 3 else ''} "
+        err = NonFiniteError(f"parameters {', '.join(map(repr, bad[:3]))}{' ...' if len(bad) > 3 else ''} "
                              f"are non-finite after step {step}; training stopped, "
                              f"{_kept(last_good_step)}")
+        err.step = step
+        raise err
 
 
 def train_and_evaluate(cfg, workdir: str) -> dict:
@@ -231,13 +283,19 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     init_rng, state_rng = jax.random.split(rng)
     variables, batch = init_variables(model, cfg, ds.train, init_rng)
     layers = find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
-    tx = make_optimizer(cfg.optim, cfg.train.num_steps, layers)
+    num_steps, log_every = schedule(cfg, len(ds.train))
+    tx = make_optimizer(cfg.optim, num_steps, layers,
+                        steps_per_epoch=steps_per_epoch(cfg, len(ds.train)))
     state = TrainState.create(apply_fn=model.apply, variables=variables, tx=tx, rng=state_rng)
     from ssm_jax.bound.timescale_init import real_part_projection
 
     project = real_part_projection(cfg.init, layers)  # paper 2's Re <= 0 (None: nothing to do)
-    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers),
-                                       **({"project": project} if project is not None else {}))
+    out_terms = output_terms(cfg)
+    extra = {"project": project} if project is not None else {}
+    if out_terms:
+        extra["output_terms"] = out_terms
+    train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers), **extra)
+    has_validation = len(ds.validation) > 0
 
     start, tree, data_state = ckpt.restore_latest(_state_tree(state))
     if start:
@@ -247,19 +305,22 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     state = dp.replicate(state)
     writer = MetricsWriter(workdir, resume_step=start, enabled=is_primary())
     best_score = ckpt.best_score()
+    extra = bound_metrics(state.params, layers, ds.info.seq_len)
+    if extra and not start:
+        writer.write(0, "params", extra)  # the values at init (epoch 0)
 
     history, last_good = [], start
-    bar = tqdm(total=cfg.train.num_steps, initial=start,
+    bar = tqdm(total=num_steps, initial=start,
                disable=not (cfg.train.progress and is_primary()),
                desc="train", dynamic_ncols=True)
     t_last, n_last = time.perf_counter(), start
     try:
-        for step in range(start + 1, cfg.train.num_steps + 1):
+        for step in range(start + 1, num_steps + 1):
             state, metrics = train_step(state, dp.put_batch(next(train_iter)))
             history.append((step, metrics))
-            log_now = step % cfg.train.log_every == 0 or step == cfg.train.num_steps
-            eval_now = step % cfg.train.eval_every == 0 or step == cfg.train.num_steps
-            ckpt_now = step % cfg.train.checkpoint_every == 0 or step == cfg.train.num_steps
+            log_now = step % log_every == 0 or step == num_steps
+            eval_now = step % cfg.train.eval_every == 0 or step == num_steps
+            ckpt_now = step % cfg.train.checkpoint_every == 0 or step == num_steps
             if log_now or eval_now or ckpt_now:
                 history = [(s, to_host(m)) for s, m in history]
                 _check_finite(history, last_good)
@@ -268,10 +329,13 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
                 rate = (step - n_last) * cfg.train.batch_size / max(dt, 1e-9)
                 mean = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}
                 writer.write(step, "train", {**mean, "examples_per_s": rate})
+                if extra:
+                    writer.write(step, "params", bound_metrics(state.params, layers,
+                                                               ds.info.seq_len))
                 bar.set_postfix(loss=f"{mean['loss']:.4f}", ex_per_s=f"{rate:.0f}")
                 bar.update(step - bar.n)
                 history, t_last, n_last = [], time.perf_counter(), step
-            if eval_now:
+            if eval_now and has_validation:
                 val = evaluate(eval_step, state, ds.validation, cfg.train.eval_batch_size, dp)
                 writer.write(step, "validation", val)
                 if best_score is None or _score(val) > best_score:
@@ -284,22 +348,25 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     finally:
         writer.close()
 
-    report = final_report(cfg, workdir, state, ckpt, eval_step, ds, dp)
+    report = final_report(cfg, workdir, state, ckpt, eval_step, ds, dp, num_steps)
     ckpt.close()
     return report
 
 
-def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp) -> dict:
-    """Test metrics at the best-validation checkpoint; writes report.json and the PNG curves."""
-    best = ckpt.best_step()
+def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps=None) -> dict:
+    """Test metrics at the best-validation checkpoint (the last step when the validation split
+    is empty); writes report.json and the PNG curves."""
+    num_steps = cfg.train.num_steps if num_steps is None else num_steps
+    best = ckpt.best_step() if len(ds.validation) else None
     if best is not None:
         tree, _ = ckpt.restore(best, _state_tree(state), which="best")
         state = dp.replicate(state.replace(**tree))
     val = evaluate(eval_step, state, ds.validation, cfg.train.eval_batch_size, dp)
     test = evaluate(eval_step, state, ds.test, cfg.train.eval_batch_size, dp)
     report = {"best_step": best if best is not None else int(state.step),
-              "validation": val, "test": test, "num_steps": cfg.train.num_steps,
-              "dataset": ds.info.name}
+              "validation": val, "test": test, "num_steps": num_steps,
+              "dataset": ds.info.name,
+              "selection": "validation" if best is not None else "last"}
     if is_primary():
         tmp = os.path.join(workdir, "report.json.tmp")
         with open(tmp, "w") as f:
@@ -307,6 +374,10 @@ def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp) -> dict:
         os.replace(tmp, os.path.join(workdir, "report.json"))
         plot_metrics(workdir)
     metric = "accuracy" if "accuracy" in test else "loss"
-    print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "
-          f"{test[metric]:.4f} (validation {metric} {val[metric]:.4f})")
+    if val:
+        print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "
+              f"{test[metric]:.4f} (validation {metric} {val[metric]:.4f})")
+    else:
+        print(f"test {metric} at the last step {report['best_step']} (no validation split): "
+              f"{test.get(metric, float('nan')):.4f}")
     return report

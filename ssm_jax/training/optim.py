@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import flax.traverse_util as traverse_util
 import optax
+import optax.contrib
 
 GROUPS = ("ssm", "regular")
 SCHEDULES = ("cosine", "constant")
@@ -45,7 +46,26 @@ def make_schedule(lr: float, total_steps: int, warmup_steps: int, schedule: str)
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, warmup_steps + 1))
 
 
-def make_optimizer(optim_cfg, total_steps: int, layers) -> optax.GradientTransformation:
+def paper3_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The selective-SSM paper's recipe (torch ``Adam(weight_decay)`` + ``clip_grad_norm_`` +
+    ``ReduceLROnPlateau`` stepped once per epoch on the epoch-mean loss), from optax pieces:
+    clip the global norm (``grad_clip``, 0 = off), add ``weight_decay * params`` to the
+    gradient (coupled L2, as torch's Adam), Adam at constant ``lr``, then scale by
+    ``reduce_on_plateau`` whose value is the mean loss over ``steps_per_epoch`` steps."""
+    parts = []
+    if optim_cfg.grad_clip > 0:
+        parts.append(optax.clip_by_global_norm(optim_cfg.grad_clip))
+    if optim_cfg.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(optim_cfg.weight_decay))
+    parts += [optax.adam(optim_cfg.lr, b1=optim_cfg.b1, b2=optim_cfg.b2),
+              optax.contrib.reduce_on_plateau(
+                  factor=optim_cfg.plateau_factor, patience=optim_cfg.plateau_patience,
+                  rtol=optim_cfg.plateau_rtol, accumulation_size=max(1, steps_per_epoch))]
+    return optax.chain(*parts)
+
+
+def make_optimizer(optim_cfg, total_steps: int, layers,
+                   steps_per_epoch: int = 1) -> optax.GradientTransformation:
     """Adam (no weight decay, own learning rate) for the SSM core, AdamW for the rest.
 
     Args:
@@ -56,6 +76,8 @@ def make_optimizer(optim_cfg, total_steps: int, layers) -> optax.GradientTransfo
       layers: ``{layer path: layer class}`` (:func:`ssm_jax.layers.find_layers`), which
         decides the SSM core group.
     """
+    if getattr(optim_cfg, "recipe", "groups") == "adam_l2":
+        return paper3_optimizer(optim_cfg, steps_per_epoch)
     sched = lambda lr: make_schedule(lr, total_steps, optim_cfg.warmup_steps, optim_cfg.schedule)
     betas = dict(b1=optim_cfg.b1, b2=optim_cfg.b2)
     tx = optax.multi_transform(

@@ -43,7 +43,8 @@ class TrainState(flax.struct.PyTreeNode):
             v["batch_stats"] = self.batch_stats
         return v
 
-    def apply_gradients(self, grads, batch_stats):
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+    def apply_gradients(self, grads, batch_stats, **extra_args):
+        """``extra_args`` (e.g. ``value=loss``) go to optimizers that take them."""
+        updates, opt_state = self.tx.update(grads, self.opt_state, self.params, **extra_args)
         return self.replace(step=self.step + 1, params=optax.apply_updates(self.params, updates),
                             opt_state=opt_state, batch_stats=batch_stats)

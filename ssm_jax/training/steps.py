@@ -31,7 +31,11 @@ def task_loss(outputs, labels, head: str, mask=None):
     """
     n = outputs.shape[0]
     mask = jnp.ones((n,), bool) if mask is None else mask
-    if head == "classification":
+    if head == "classification" and outputs.shape[-1] == 1:  # one logit: sigmoid BCE
+        logit = outputs[..., 0]
+        losses = optax.sigmoid_binary_cross_entropy(logit, labels.astype(logit.dtype))
+        correct = ((logit >= 0).astype(jnp.int32) == labels).astype(jnp.float32)
+    elif head == "classification":
         losses = optax.softmax_cross_entropy_with_integer_labels(outputs, labels)
         correct = (jnp.argmax(outputs, -1) == labels).astype(jnp.float32)
     else:
@@ -47,7 +51,15 @@ def task_loss(outputs, labels, head: str, mask=None):
     return sums["loss"] / jnp.maximum(count, 1.0), sums
 
 
+def collapse_penalty(outputs, min_std: float = 0.1):
+    """``max(0, min_std - std(sigmoid(outputs)))``, std over all entries with ddof=1 (the
+    collapse-avoidance term of the selective-SSM paper's code, before its weight)."""
+    s = jax.nn.sigmoid(outputs).reshape(-1)
+    return jnp.maximum(0.0, min_std - jnp.std(s, ddof=1))
+
+
 def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
+               output_terms: Mapping[str, tuple[float, Callable]] | None = None,
                project: Callable | None = None):
     """Build ``train_step(state, batch) -> (state, metrics)`` and ``eval_step(state, batch)``.
 
@@ -55,6 +67,8 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
       head: "classification" or "regression".
       terms: ``{name: (weight, term)}`` extra loss terms; each ``term(intermediates, batch)``
         reads the SSM layers' sown ``input``/``kernel`` intermediates of the same forward pass.
+      output_terms: ``{name: (weight, term)}`` extra loss terms ``term(outputs, batch)`` of the
+        model outputs (e.g. :func:`collapse_penalty`).
       project: None, or ``project(old_params, new_params) -> params`` applied after every
         optimizer step (e.g. paper 2's Re <= 0 projection).
 
@@ -63,6 +77,7 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
     ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
     """
     terms = dict(terms or {})
+    output_terms = dict(output_terms or {})
 
     def forward(state: TrainState, params, batch, rng, train: bool):
         variables = {"params": params}
@@ -88,6 +103,10 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
                      if getattr(term, "uses_params", False) else term(updates["intermediates"], batch))
             metrics[name] = value
             total = total + weight * value
+        for name, (weight, term) in output_terms.items():
+            value = term(out, batch)
+            metrics[name] = value
+            total = total + weight * value
         metrics["loss"] = total
         return total, (metrics, updates.get("batch_stats", state.batch_stats))
 
@@ -96,7 +115,8 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         rng = jax.random.fold_in(state.rng, state.step)
         grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state, batch, rng)
         metrics["grad_norm"] = optax.tree.norm(grads)
-        new_state = state.apply_gradients(grads, batch_stats)
+        # value: for optimizers that read the loss (optax.contrib.reduce_on_plateau)
+        new_state = state.apply_gradients(grads, batch_stats, value=metrics["loss"])
         if project is not None:
             new_state = new_state.replace(params=project(state.params, new_state.params))
         return new_state, metrics

@@ -183,3 +183,33 @@ def test_gaussian_process_kernel_root_reproduces_kernel(length_scale):
     root = syn._kernel_root(64, length_scale, 1.5)
     kernel = syn.squared_exponential_kernel(64, length_scale, 1.5)
     np.testing.assert_allclose(root @ root.T, kernel, atol=1e-5)
+
+
+def test_majority_counts_follows_the_paper_rng_order():
+    """Written out with the legacy global-RNG calls of the paper's code."""
+    from ssm_jax.data import get_dataset
+    from ssm_jax.data.synthetic import majority_counts
+
+    T, m = 9, 6
+    np.random.seed(3)
+    n1 = np.random.randint(0, T + 1, size=m)
+    x = np.zeros((m, T), np.int64)
+    for i in range(m):
+        x[i, :n1[i]] = 1
+        np.random.shuffle(x[i])
+    n1t = np.random.randint(0, T + 1, size=m)
+    xt = np.zeros((m, T), np.int64)
+    for i in range(m):
+        xt[i, :n1t[i]] = 1
+        np.random.shuffle(xt[i])
+    noise = np.random.rand(m, T)
+    x[(noise < 0.25) & (x == 1)] = 0
+    got = majority_counts(m, m, T, seed=3, noise=0.25)
+    np.testing.assert_array_equal(got[0], x)
+    np.testing.assert_array_equal(got[1], (n1 > T / 2).astype(int))
+    np.testing.assert_array_equal(got[2], xt)
+    np.testing.assert_array_equal(got[3], (n1t > T / 2).astype(int))
+    ds = get_dataset({"name": "majority_counts", "seq_len": T, "num_train": m, "num_test": m,
+                      "seed": 3})
+    assert len(ds.validation) == 0 and ds.info.vocab_size == 2
+    np.testing.assert_array_equal(ds.train.inputs, x)

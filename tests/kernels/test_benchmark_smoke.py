@@ -47,3 +47,17 @@ def test_scaling_benchmark_quick(tmp_path):
     assert "| layer | time exponent a (time ~ L^a) | memory exponent b | L range |" in proc.stdout
     assert "| S4D conv |" in proc.stdout and "| S5 scan |" in proc.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_selective_benchmark_quick():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "selective.py"), "--quick",
+                           "--repeats", "1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "## forward+backward" in out and "## memory of the forward+backward" in out, out
+    assert "measured elsewhere" in out and "0.555" in out, out
+    rows = [l for l in out.splitlines() if l.startswith("| paper d=4") or l.startswith("| mamba d=8")]
+    assert len(rows) == 6, out  # two cases in three tables

@@ -20,7 +20,7 @@ selective_scan = kernels.selective_scan
 
 METHODS = ["associative", "sequential", "auto"]
 TOL = dict(rtol=1e-10, atol=1e-10)
-SS = jax.jit(selective_scan, static_argnames="method")
+SS = jax.jit(selective_scan, static_argnames=("method", "chunk_size", "return_state"))
 
 
 def make_inputs(rng, L, D, N, shared_delta=False):
@@ -106,3 +106,78 @@ def test_unknown_method_lists_valid_names():
         selective_scan(*inputs, method="cuda-kernel")
     for name in ("associative", "sequential", "auto"):
         assert name in str(excinfo.value), str(excinfo.value)
+
+
+# ----------------------------------------------------------------- chunks, h0, state, memory
+def loop_scan(u, delta, A, B, C, h0=None):
+    """The recurrence written out as a plain Python loop over time in jnp (differentiable,
+    shares no code with the kernel): returns (y (L, D), final state (D, N))."""
+    L, D = u.shape
+    delta = jnp.broadcast_to(delta, (L, D))
+    x = jnp.zeros(A.shape, u.dtype) if h0 is None else h0
+    ys = []
+    for t in range(L):
+        x = jnp.exp(delta[t][:, None] * A) * x + delta[t][:, None] * B[t][None, :] * u[t][:, None]
+        ys.append(x @ C[t])
+    return jnp.stack(ys), x
+
+
+CHUNKS = [None, 1, 3, 4, 50]
+
+
+@pytest.mark.parametrize("method", ["associative", "sequential"])
+@pytest.mark.parametrize("chunk_size", CHUNKS)
+@pytest.mark.parametrize("shared_delta", [False, True], ids=["delta_LD", "delta_L1"])
+def test_chunked_with_h0_matches_loop(method, chunk_size, shared_delta):
+    rng = np.random.default_rng(11 + shared_delta)
+    L, D, N = 10, 3, 4
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, L, D, N, shared_delta)))
+    h0 = jnp.asarray(rng.standard_normal((D, N)))
+    y, h = SS(*inputs, method=method, h0=h0, chunk_size=chunk_size, return_state=True)
+    chex.assert_shape([y, h], [(L, D), (D, N)])
+    y_ref, h_ref = loop_scan(*inputs, h0=h0)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), **TOL)
+    np.testing.assert_allclose(np.asarray(h), np.asarray(h_ref), **TOL)
+
+
+@pytest.mark.parametrize("method", ["associative", "sequential"])
+@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize("shared_delta", [False, True], ids=["delta_LD", "delta_L1"])
+def test_grads_match_loop_and_check_grads(method, chunk_size, shared_delta):
+    rng = np.random.default_rng(21 + shared_delta)
+    L, D, N = 7, 2, 3
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, L, D, N, shared_delta)))
+    w = jnp.asarray(rng.standard_normal((L, D)))
+    f = lambda *a: jnp.sum(w * selective_scan(*a, method=method, chunk_size=chunk_size))
+    g = lambda *a: jnp.sum(w * loop_scan(*a)[0])
+    grads = jax.jit(jax.grad(f, argnums=(0, 1, 2, 3, 4)))(*inputs)
+    expected = jax.grad(g, argnums=(0, 1, 2, 3, 4))(*inputs)
+    for got, want in zip(grads, expected):
+        chex.assert_equal_shape([got, want])
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-9)
+    check_grads(jax.jit(f), inputs, order=1, modes=("rev",))
+
+
+def _grad_temp_bytes(chunk_size, L=2048, D=8, N=8):
+    rng = np.random.default_rng(0)
+    inputs = [jnp.asarray(x, jnp.float32) for x in make_inputs(rng, L, D, N, True)]
+    loss = lambda *a: jnp.sum(selective_scan(*a, method="sequential", chunk_size=chunk_size))
+    compiled = jax.jit(jax.grad(loss, argnums=(0, 2, 3, 4))).lower(*inputs).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.float32
+def test_chunks_bound_backward_memory():
+    """Without chunks the backward pass keeps every (D, N) state of the L steps; with chunks of
+    64 it keeps L/64 of them plus one chunk's."""
+    full, chunked = _grad_temp_bytes(None), _grad_temp_bytes(64)
+    state_bytes = 2048 * 8 * 8 * 4
+    assert full >= state_bytes, (full, state_bytes)
+    assert chunked < full / 4, (chunked, full)
+
+
+def test_bad_chunk_size():
+    rng = np.random.default_rng(5)
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, 4, 2, 3)))
+    with pytest.raises(ValueError, match="chunk_size"):
+        selective_scan(*inputs, chunk_size=-1)

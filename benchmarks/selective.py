@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Speed and memory of the selective SSM layer (``ssm_jax.layers.SelectiveSSM``): associative
+vs sequential scan, each without and with chunks under ``jax.checkpoint``.
+
+Cases (float32, batch x T x d, the layer module itself, parameters and inputs as jit
+arguments): the paper form at the selective-SSM paper's size (d=16, N=4, T=500, batch 64) and
+at d=128, N=16; the mamba form at d=256, N=16, T=2048. Each cell: compile (not timed), one
+warm-up, the median of ``--repeats`` calls; forward (y) and forward+backward (value and
+gradient of mean(y^2) w.r.t. all parameters). Ratios are to the fastest cell of the row,
+measured side by side in this process. "bwd temp MiB" is XLA's temporary buffer size of the
+compiled forward+backward (``memory_analysis``), i.e. what the backward pass keeps.
+"traffic MiB" is the minimum memory traffic of the implementation's forward+backward
+(float32): ``inputs + outputs`` per sequence for the fused scan without remat state
+(``4 (d + 1 + 2N) L`` bytes read, ``4 d L`` written, twice for the backward), plus what it
+materializes: the (L, d, N) coefficients a, b and states x (associative: ``3 L d N`` written
+and read), or the stored per-step states of the backward (unchunked sequential ``L d N``,
+chunked ``(L/K + K) d N``).
+
+The PyTorch layer of the paper (a Python loop over time) is NOT run here (torch is not
+installed); its times, measured elsewhere on a 2-core CPU at d=16, N=4, T=500, batch 64, are
+printed for reference: forward 0.040 s, forward+backward 0.555 s (issue 9; the brief
+quoted 0.02 s and 0.7 s).
+
+Usage: python benchmarks/selective.py [--quick] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from ssm_jax.layers import SelectiveSSM
+
+TORCH_REFERENCE = {"forward": 0.040, "forward+backward": 0.555}
+VARIANTS = {  # name -> (scan_method, chunk_size)
+    "assoc": ("associative", 0),
+    "seq": ("sequential", 0),
+    "assoc-chunk": ("associative", 64),
+    "seq-chunk": ("sequential", 64),
+}
+
+
+def cases(quick: bool):
+    if quick:
+        return [("paper d=4 N=2 T=64 B=4", "paper", 4, 2, 64, 4),
+                ("mamba d=8 N=2 T=128 B=2", "mamba", 8, 2, 128, 2)]
+    return [("paper d=16 N=4 T=500 B=64", "paper", 16, 4, 500, 64),
+            ("paper d=128 N=16 T=500 B=64", "paper", 128, 16, 500, 64),
+            ("mamba d=256 N=16 T=2048 B=4", "mamba", 256, 16, 2048, 4)]
+
+
+def time_call(fn, args, repeats):
+    jax.block_until_ready(fn(*args))
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def traffic_mib(method, chunk, d, N, T, B):
+    io = 4 * ((d + 1 + 2 * N) * T + d * T) * 2  # forward + backward reads/writes of u, delta, B, C, y
+    state = 4 * T * d * N
+    if method == "associative":
+        extra = 3 * state * (2 if not chunk else 3)  # a, b, x (recomputed once with chunks)
+    else:
+        extra = state if not chunk else 4 * (T // chunk + chunk) * d * N
+    return B * (io + extra) / 2 ** 20
+
+
+def run_case(name, form, d, N, T, B, repeats):
+    key = jax.random.key(0)
+    u = jax.random.normal(key, (B, T, d), jnp.float32) * 0.5
+    out = {}
+    for v, (method, chunk) in VARIANTS.items():
+        layer = SelectiveSSM(features=d, d_state=N, form=form, s_A=-0.1, scan_method=method,
+                             chunk_size=chunk)
+        params = layer.init(key, u[:1, :8])
+        fwd = jax.jit(layer.apply)
+        loss = lambda p, x: jnp.mean(layer.apply(p, x) ** 2)
+        fb = jax.jit(jax.value_and_grad(loss))
+        compiled = fb.lower(params, u).compile()
+        mem = compiled.memory_analysis().temp_size_in_bytes / 2 ** 20
+        out[v] = dict(forward=time_call(fwd, (params, u), repeats),
+                      backward=time_call(compiled, (params, u), repeats), temp=mem,
+                      traffic=traffic_mib(method, chunk, d, N, T, B))
+    return out
+
+
+def print_table(title, rows, key):
+    print(f"\n## {title}")
+    print("| case | " + " | ".join(f"{v} ms (ratio)" for v in VARIANTS) + " |")
+    print("|:---|" + "---:|" * len(VARIANTS))
+    for name, res in rows:
+        best = min(r[key] for r in res.values())
+        cells = [f"{1e3 * res[v][key]:.1f} ({res[v][key] / best:.2f}x)" for v in VARIANTS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    print(f"# selective SSM layer: backend {jax.default_backend()}, jax {jax.__version__}, "
+          f"median of {args.repeats} calls, float32")
+    rows = []
+    for name, form, d, N, T, B in cases(args.quick):
+        rows.append((name, run_case(name, form, d, N, T, B, args.repeats)))
+        print(f"  measured {name}", flush=True)
+    print_table("forward", rows, "forward")
+    print_table("forward+backward", rows, "backward")
+    print("\n## memory of the forward+backward")
+    print("| case | " + " | ".join(f"{v} bwd temp MiB / traffic MiB" for v in VARIANTS) + " |")
+    print("|:---|" + "---:|" * len(VARIANTS))
+    for name, res in rows:
+        print(f"| {name} | " + " | ".join(f"{res[v]['temp']:.1f} / {res[v]['traffic']:.1f}"
+                                          for v in VARIANTS) + " |")
+    name, res = rows[0]
+    print(f"\n## against the paper's PyTorch layer (measured elsewhere, not in this process; "
+          f"d=16, N=4, T=500, batch 64)")
+    print("| pass | PyTorch loop s (measured elsewhere) | ours best s | variant | speed-up |")
+    print("|:---|---:|---:|:---|---:|")
+    for label, key in (("forward", "forward"), ("forward+backward", "backward")):
+        v = min(res, key=lambda k: res[k][key])
+        t = res[v][key]
+        print(f"| {label} | {TORCH_REFERENCE[label]:.3f} | {t:.4f} | {v} | "
+              f"{TORCH_REFERENCE[label] / t:.1f}x{' (sizes differ: --quick)' if args.quick else ''} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Paper 3, Figure 5: s_A sweep -0.1..0.1 (step 0.02), 10 epochs, majority T=250, ListOps T=300.
+
+    python -m experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
+
+Scales: ``cpu`` (default): the paper's settings (majority d=4, N=4, m=1000, batch 64; ListOps
+d=16, N=4, m=1000, batch 64; 10 epochs; seed 0); ``quick``: majority T=150, m=300, s_A in
+{-0.1, -0.05, 0, 0.05, 0.1}, 5 epochs; ``paper``: as cpu; ``tiny``: tests.
+"""
+
+import ml_collections
+
+from experiments.paper3.common import listops_task, majority_task
+
+SCALES = ("cpu", "quick", "paper", "tiny")
+SWEEP = [round(-0.1 + 0.02 * i, 2) for i in range(11)]
+
+
+def get_config(arg: str = "cpu"):
+    c = ml_collections.ConfigDict()
+    c.tasks = ml_collections.ConfigDict(dict(
+        majority=majority_task(d=4, N=4, m=1000, epochs=10, batch=64),
+        listops=listops_task(d=16, N=4, m=1000, epochs=10, batch=64)))
+    c.experiment = ml_collections.ConfigDict(dict(
+        name="sA_sweep", tasks=["majority", "listops"], majority_length=250, listops_length=300,
+        s_A_values=SWEEP, seed=0, loss_threshold=100.0, data_dir="results/paper3/data"))
+    if arg == "quick":
+        c.tasks.majority.data.update(num_train=300, num_test=300)
+        c.tasks.majority.train.num_epochs = 5
+        c.experiment.update(name="sA_sweep_quick", tasks=["majority"], majority_length=150,
+                            s_A_values=[-0.1, -0.05, 0.0, 0.05, 0.1])
+    elif arg == "tiny":
+        c.tasks.majority.data.update(num_train=64, num_test=64)
+        c.tasks.majority.train.update(num_epochs=2, batch_size=32)
+        c.experiment.update(name="sA_sweep_tiny", tasks=["majority"], majority_length=40,
+                            s_A_values=[-0.1, 0.0, 2.0])
+    elif arg == "paper":
+        c.experiment.name = "sA_sweep_paper"
+    return c

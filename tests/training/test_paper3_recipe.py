@@ -1,0 +1,125 @@
+"""The selective-SSM paper's training recipe as trainer options: one-logit BCE, the collapse
+penalty, coupled L2 + Adam + reduce-on-plateau on the epoch-mean loss, epochs, per-epoch
+parameter norms and bound terms in metrics.csv, and training without a validation split."""
+import csv
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ssm_jax.training.config import apply_overrides, default_config, parse_config
+from ssm_jax.training.steps import collapse_penalty, task_loss
+
+
+def paper_overrides(extra=()):
+    return ["model.layer=selective", "model.ssm.form=paper", "model.ssm.d_state=2",
+            "model.ssm.s_A=0.0", "model.d_model=4", "model.n_layers=1", "model.norm=none",
+            "model.projection=none", "model.residual=false", "model.pooling=last",
+            "model.head_bias=false", "model.init_std=1.0", "optim.recipe=adam_l2",
+            "optim.lr=0.01", "optim.weight_decay=1e-5", "optim.grad_clip=5.0",
+            "train.batch_size=16", "train.num_epochs=3", "train.progress=false",
+            "train.eval_every=1000", "train.checkpoint_every=1000",
+            "train.collapse_penalty=10.0", *extra]
+
+
+def test_bce_single_logit_matches_formula():
+    logits = jnp.array([[2.0], [-1.0], [0.5]])
+    labels = jnp.array([1, 1, 0])
+    loss, sums = task_loss(logits, labels, "classification")
+    z, y = np.array([2.0, -1.0, 0.5]), np.array([1, 1, 0])
+    expected = np.mean(np.log1p(np.exp(-z)) * y + np.log1p(np.exp(z)) * (1 - y))
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(sums["accuracy"]) == 1.0  # only the first logit is on the right side of 0
+
+
+def test_bce_accuracy_counts_threshold_at_zero():
+    _, sums = task_loss(jnp.array([[2.0], [-1.0], [0.5]]), jnp.array([1, 0, 0]), "classification")
+    assert float(sums["accuracy"]) == 2.0
+
+
+def test_collapse_penalty_matches_numpy():
+    out = np.array([[0.1, 0.2], [0.15, 0.05]], np.float32)
+    s = 1 / (1 + np.exp(-out.reshape(-1)))
+    assert float(collapse_penalty(jnp.asarray(out))) == pytest.approx(max(0, 0.1 - s.std(ddof=1)),
+                                                                      rel=1e-5)
+    spread = np.array([[-5.0], [5.0]], np.float32)
+    assert float(collapse_penalty(jnp.asarray(spread))) == 0.0
+
+
+def test_adam_l2_is_coupled_l2_then_adam_and_plateau_cuts_lr():
+    from ssm_jax.training.optim import paper3_optimizer
+
+    cfg = parse_config(default_config())
+    cfg = cfg.replace(**{"optim.recipe": "adam_l2", "optim.lr": 0.1, "optim.weight_decay": 0.5,
+                         "optim.grad_clip": 0.0, "optim.plateau_patience": 1,
+                         "optim.plateau_factor": 0.5})
+    tx = paper3_optimizer(cfg.optim, steps_per_epoch=2)
+    p = {"w": jnp.array([1.0, -2.0])}
+    g = {"w": jnp.array([0.3, 0.1])}
+    ref = optax.adam(0.1)
+    u, _ = tx.update(g, tx.init(p), p, value=jnp.float32(1.0))
+    u_ref, _ = ref.update({"w": g["w"] + 0.5 * p["w"]}, ref.init(p), p)
+    np.testing.assert_allclose(np.asarray(u["w"]), np.asarray(u_ref["w"]), rtol=1e-6)
+    # a constant loss is a plateau: after patience + 1 epochs (of 2 steps) the scale is cut
+    state = tx.init(p)
+    for _ in range(2 * 4):
+        _, state = tx.update(g, state, p, value=jnp.float32(1.0))
+    scale = float(state[-1].scale)
+    assert scale < 1.0
+    state = tx.init(p)
+    for i in range(2 * 4):  # a loss falling by 50% per epoch is never a plateau
+        _, state = tx.update(g, state, p, value=jnp.float32(0.5 ** (i // 2)))
+    assert float(state[-1].scale) == 1.0
+
+
+def _rows(workdir):
+    with open(os.path.join(workdir, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def test_paper_recipe_trains_with_epochs_and_logs_bound_terms(tmp_path):
+    c = default_config()
+    c.data.update(name="majority", seq_len=10, num_train=64, num_val=16, num_test=32)
+    apply_overrides(c, paper_overrides())
+    from ssm_jax.training.loop import train_and_evaluate
+
+    report = train_and_evaluate(parse_config(c), str(tmp_path / "run"))
+    assert report["num_steps"] == 3 * 4
+    rows = _rows(tmp_path / "run")
+    params = [r for r in rows if r["split"] == "params"]
+    steps = sorted({int(r["step"]) for r in params})
+    assert steps == [0, 4, 8, 12]  # init and once per epoch
+    names = {r["metric"] for r in params}
+    for name in ("s_A", "L_p", "B_q", "B_B_F", "M_B", "B_C_F", "M_C", "B_A", "B_u", "rho_A",
+                 "S_1", "S_2", "C_F"):
+        assert name in names, name
+    s_A0 = [float(r["value"]) for r in params if r["metric"] == "s_A" and r["step"] == "0"][0]
+    assert s_A0 == pytest.approx(0.0, abs=1e-7)
+    train_metrics = {r["metric"] for r in rows if r["split"] == "train"}
+    assert "collapse" in train_metrics
+
+
+def test_lra_files_with_header_only_val(tmp_path):
+    """LRA-format ListOps TSVs with an empty basic_val.tsv (as the paper's released files):
+    trains, selects the last step and reports train/test."""
+    from ssm_jax.data import listops
+    from ssm_jax.training.loop import train_and_evaluate
+
+    rows = listops.generate(48, seed=0, min_length=10, max_length=20)
+    d = tmp_path / "data"
+    d.mkdir()
+    listops.write_tsv(d / "basic_train.tsv", rows[:32])
+    listops.write_tsv(d / "basic_val.tsv", [])
+    listops.write_tsv(d / "basic_test.tsv", rows[32:])
+    c = default_config()
+    c.data.update(name="listops", data_dir=str(d), seq_len=20, use_cache=False)
+    apply_overrides(c, paper_overrides(["train.num_epochs=1", "train.eval_every=1"]))
+    report = train_and_evaluate(parse_config(c), str(tmp_path / "run"))
+    assert report["validation"] == {} and report["selection"] == "last"
+    assert report["best_step"] == 2 and 0.0 <= report["test"]["accuracy"] <= 1.0
+    with open(tmp_path / "run" / "report.json") as f:
+        assert json.load(f)["selection"] == "last"
