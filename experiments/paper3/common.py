@@ -230,3 +230,8 @@ def paper_lookup(table: dict, task: str, key):
 
 def np_float(x) -> float:
     return float(np.asarray(x))
+
+
+def task_lengths(settings, task: str):
+    """The sequence lengths an experiment's settings sweep for ``task`` (majority | listops)."""
+    return settings.majority_lengths if task == "majority" else settings.listops_lengths

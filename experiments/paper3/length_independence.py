@@ -54,13 +54,9 @@ class Settings:
     data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
 
 
-def lengths(e, task):
-    return e.majority_lengths if task == "majority" else e.listops_lengths
-
-
 def units(exp):
     e = exp.settings
-    return [(task, T) for task in e.tasks for T in lengths(e, task)]
+    return [(task, T) for task in e.tasks for T in common.task_lengths(e, task)]
 
 
 def member(exp, task, T, seed):
@@ -121,7 +117,7 @@ def execute(exp, directory, todo, bar) -> dict:
     table, trends = [], []
     for task in e.tasks:
         paper = common.PAPER_EXP2.get(task)
-        for T in lengths(e, task):
+        for T in common.task_lengths(e, task):
             g = [f for f in flat if f["task"] == task and f["T"] == T]
             row = dict(task=task, T=T, runs=sum(math.isfinite(f["gap"]) for f in g),
                        failed_seeds=" ".join(f["failed_seeds"] for f in g if f["failed_seeds"]))

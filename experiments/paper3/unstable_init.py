@@ -51,15 +51,11 @@ class Settings:
     data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
 
 
-def lengths(e, task):
-    return e.majority_lengths if task == "majority" else e.listops_lengths
-
-
 def make_groups(exp):
     e = exp.settings
     groups = []
     for task in e.tasks:
-        for T in lengths(e, task):
+        for T in common.task_lengths(e, task):
             g = []
             for seed in range(e.seed, e.seed + e.num_seeds):
                 cfg = common.run_config(exp.tasks[task], task, T, e.data_dir, **{
