@@ -12,10 +12,27 @@ all of them, and its backward pass grows with ``L`` accordingly). Here:
 * ``chunk_size=K`` splits the sequence into chunks of ``K`` steps under ``jax.checkpoint``:
   the backward pass stores only the ``(D, N)`` state at every chunk boundary and recomputes
   the states inside one chunk at a time, so its memory is ``(L/K + K) * D * N`` instead of
-  ``L * D * N``.
+  ``L * D * N``;
+* ``backward="adjoint"`` (default) differentiates with the hand-written adjoint recurrence
+  below instead of JAX's transpose of the scan. Autodiff of a ``lax.scan`` keeps every
+  intermediate of the step body and runs a reverse loop over all of them; the adjoint needs
+  only two minimal linear recurrences per chunk (the states, recomputed forward, and the
+  state adjoints ``G``, backward); every parameter gradient is then one vectorized product
+  over the chunk. Measured in ``benchmarks/selective.py``.
+
+Adjoint of ``x_t = a_t x_{t-1} + b_t``, ``a_t = exp(delta_t A)``, ``b_t = delta_t u_t B_t``,
+``y_t = x_t C_t`` (all ``(D, N)`` per step, channel index d, state index n)::
+
+    G_t   = gy_t C_t + a_{t+1} G_{t+1}           (dL/dx_t; G_{L-1} gets the final-state cotangent)
+    gC_t  = sum_d gy_t[d] x_t[d, :]              gA  = sum_t delta_t P_t,  P_t = G_t a_t x_{t-1}
+    gu_t  = delta_t sum_n G_t B_t                gB_t = sum_d delta_t u_t G_t
+    gdelta_t = sum_n (A P_t + G_t u_t B_t)       (summed over d too when delta is shared)
+    gh0   = a_0 G_0
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +42,7 @@ from ssm_jax.kernels._checks import check_choice, check_rank, check_same
 from ssm_jax.kernels.scan import _accumulation_dtype, _combine, auto_method
 
 SELECTIVE_METHODS = ("associative", "sequential", "auto")
+BACKWARDS = ("adjoint", "autodiff")
 
 # lax.scan unroll factor of the fused sequential step. Measured (benchmarks/selective.py and
 # the paper-3 sweeps): unrolling by 8 triples the compile time (10 s vs 2.3 s for a vmapped
@@ -59,8 +77,82 @@ def _chunk_associative(h, u, delta, A, B, C):
 CHUNK_BACKENDS = {"associative": _chunk_associative, "sequential": _chunk_sequential}
 
 
+# ------------------------------------------------------------------------------ adjoint
+def _linear_recurrence(h, a, b, method, reverse=False):
+    """All states of ``x_t = a_t x_{t-1} + b_t`` (``x_{t+1}`` with ``reverse``) from ``x = h``:
+    a, b (K, D, N), h (D, N) -> (K, D, N)."""
+    if method == "associative":
+        b = b.at[-1 if reverse else 0].add(a[-1 if reverse else 0] * h)
+        return lax.associative_scan(_combine, (a, b), axis=0, reverse=reverse)[1]
+
+    def step(x, ab):
+        x = ab[0] * x + ab[1]
+        return x, x
+
+    return lax.scan(step, h, (a, b), reverse=reverse)[1]
+
+
+def _chunked_forward(u, delta, A, B, C, h0, method):
+    """Chunks u (n, K, D), delta (n, K, D|1), B, C (n, K, N) -> ((y (n, K, D), x_last (D, N)),
+    the state entering every chunk (n, D, N))."""
+    backend = CHUNK_BACKENDS[method]
+
+    def body(h, xs):
+        h_end, y = backend(h, xs[0], xs[1], A, xs[2], xs[3])
+        return h_end, (y, h)
+
+    h_last, (y, starts) = lax.scan(body, h0, (u, delta, B, C))
+    return (y, h_last), starts
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _adjoint_scan(u, delta, A, B, C, h0, method):
+    return _chunked_forward(u, delta, A, B, C, h0, method)[0]
+
+
+def _adjoint_fwd(u, delta, A, B, C, h0, method):
+    out, starts = _chunked_forward(u, delta, A, B, C, h0, method)
+    return out, (u, delta, A, B, C, starts)
+
+
+def _adjoint_bwd(method, residuals, cotangents):
+    u, delta, A, B, C, starts = residuals
+    gy, g_last = cotangents
+
+    def chunk(carry, xs):  # one chunk, last to first; carry: (gA, dL/dx at the chunk's end)
+        gA, g_end = carry
+        u_, dt_, B_, C_, h_, gy_ = xs
+        dt = dt_[:, :, None]  # (K, D|1, 1)
+        a = jnp.exp(dt * A)  # (K, D, N)
+        uB = u_[:, :, None] * B_[:, None, :]  # (K, D, N)
+        x = _linear_recurrence(h_, a, dt * uB, method)
+        # G_t = gy_t C_t + g_t with g_t = a_{t+1} G_{t+1}: the same recurrence, reversed, on
+        # a shifted by one step (the carry g_end enters at the chunk's last step).
+        a_next = jnp.concatenate([a[1:], jnp.ones_like(a[:1])], axis=0)
+        G = _linear_recurrence(g_end, a_next, gy_[:, :, None] * C_[:, None, :], method,
+                               reverse=True)
+        x_prev = jnp.concatenate([h_[None], x[:-1]], axis=0)
+        P = G * a * x_prev
+        gdt = jnp.sum(A * P + G * uB, axis=-1)  # (K, D)
+        if dt_.shape[-1] == 1:
+            gdt = jnp.sum(gdt, axis=-1, keepdims=True)
+        grads = (jnp.sum(G * B_[:, None, :], axis=-1) * dt_,  # gu (K, D)
+                 gdt,
+                 jnp.einsum("kdn,kd->kn", G, u_ * dt_),  # gB (K, N)
+                 jnp.einsum("kdn,kd->kn", x, gy_))  # gC (K, N)
+        return (gA + jnp.sum(dt * P, axis=0), a[0] * G[0]), grads
+
+    (gA, gh0), (gu, gdelta, gB, gC) = lax.scan(
+        chunk, (jnp.zeros_like(A), g_last), (u, delta, B, C, starts, gy), reverse=True)
+    return gu, gdelta, gA, gB, gC, gh0
+
+
+_adjoint_scan.defvjp(_adjoint_fwd, _adjoint_bwd)
+
+
 def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
-                   chunk_size: int | None = None, return_state: bool = False):
+                   chunk_size: int | None = None, return_state: bool = False,
+                   backward: str = "adjoint"):
     """Time-varying diagonal SSM with ZOH on A and Euler on B (the selective-SSM recipe).
 
     ``x[t] = exp(delta[t, :, None] * A) * x[t-1] + delta[t, :, None] * B[t][None, :] * u[t, :, None]``,
@@ -80,12 +172,16 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
         ``jax.checkpoint`` (the last one padded with ``delta = 0``, which leaves the state
         unchanged), bounding the memory of the backward pass.
       return_state: also return the final state ``x[L-1]`` (D, N).
+      backward: "adjoint" (the hand-written reverse recurrence of the module docstring, with
+        the same chunking; reverse mode only) or "autodiff" (JAX differentiates the scan; also
+        forward mode, e.g. ``jax.jvp``).
 
     Returns:
       y: (L, D), dtype ``result_type`` of the inputs (computed in at least float32);
       ``(y, x_last)`` with ``return_state``.
     """
     check_choice("selective scan method", method, SELECTIVE_METHODS)
+    check_choice("selective scan backward", backward, BACKWARDS)
     u, delta, A, B, C = map(jnp.asarray, (u, delta, A, B, C))
     check_rank("u", u, (2,), "(L, D)")
     check_rank("A", A, (2,), "(D, N)")
@@ -102,19 +198,21 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
     acc = _accumulation_dtype(out_dtype)
     u, delta, A, B, C = (x.astype(acc) for x in (u, delta, A, B, C))
     h = jnp.zeros((D, N), acc) if h0 is None else jnp.broadcast_to(jnp.asarray(h0, acc), (D, N))
-    backend = CHUNK_BACKENDS[auto_method() if method == "auto" else method]
-
-    if not chunk_size or chunk_size >= L:
-        h, y = backend(h, u, delta, A, B, C)
+    method = auto_method() if method == "auto" else method
+    K = L if not chunk_size or chunk_size >= L else int(chunk_size)
+    n_chunks = -(-L // K)
+    pad = n_chunks * K - L
+    # delta = 0 on the padded steps: exp(0 * A) = 1 and no input, the state is unchanged.
+    chunks = [jnp.pad(x, ((0, pad), (0, 0))).reshape(n_chunks, K, x.shape[1])
+              for x in (u, delta, B, C)]
+    if backward == "adjoint":
+        y, h = _adjoint_scan(chunks[0], chunks[1], A, chunks[2], chunks[3], h, method)
+    elif n_chunks == 1:
+        h, y = CHUNK_BACKENDS[method](h, u, delta, A, B, C)
     else:
-        K = int(chunk_size)
-        n_chunks = -(-L // K)
-        pad = n_chunks * K - L
-        # delta = 0 on the padded steps: exp(0 * A) = 1 and no input, the state is unchanged.
-        chunks = [jnp.pad(x, ((0, pad), (0, 0))).reshape(n_chunks, K, x.shape[1])
-                  for x in (u, delta, B, C)]
+        backend = CHUNK_BACKENDS[method]
         body = jax.checkpoint(lambda h, xs: backend(h, xs[0], xs[1], A, xs[2], xs[3]))
         h, y = lax.scan(body, h, tuple(chunks))
-        y = y.reshape(n_chunks * K, D)[:L]
+    y = y.reshape(n_chunks * K, D)[:L]
     y = y.astype(out_dtype)
     return (y, h.astype(out_dtype)) if return_state else y

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from ssm_jax.kernels import SCAN_METHODS, s4d_real
 from ssm_jax.kernels._checks import check_rank, check_same
-from ssm_jax.kernels.selective import selective_scan
+from ssm_jax.kernels.selective import BACKWARDS, selective_scan
 from ssm_jax.layers.base import SSMLayer, register_layer
 from ssm_jax.options import option, require
 
@@ -87,6 +87,8 @@ class SelectiveSSM(SSMLayer):
     s_A: float = option(0.0, "paper form: spectral abscissa max(A) at init")
     scan_method: str = option("auto", "scan backend", choices=SCAN_METHODS)
     chunk_size: int = option(64, "time steps per rematerialized chunk (0: no chunks)", minimum=0)
+    backward: str = option("adjoint", "gradient of the scan: hand-written adjoint recurrence "
+                           "(reverse mode only) or JAX autodiff", choices=BACKWARDS)
     dt_rank: int = option(0, "mamba form: rank R of the step-size projection (0: ceil(d/16))",
                           minimum=0)
     dt_min: float = option(1e-3, "mamba form: smallest initial step size", positive=True)
@@ -187,7 +189,8 @@ class SelectiveSSM(SSMLayer):
             delta = jax.nn.softplus(jnp.einsum("blr,dr->bld", dt_low, self.W_dt) + self.dt_bias)
             A = -jnp.exp(self.A_log)
         scan = lambda u_, d_, B_, C_: selective_scan(u_, d_, A, B_, C_, method=self.scan_method,
-                                                     chunk_size=self.chunk_size or None)
+                                                     chunk_size=self.chunk_size or None,
+                                                     backward=self.backward)
         y = jax.vmap(scan)(u, delta, B, C)
         if self.form == "mamba":
             y = y + self.D * u

@@ -80,11 +80,13 @@ def test_jit_and_vmap(method):
 
 
 @pytest.mark.parametrize("method", ["associative", "sequential"])
-def test_grads(method):
+@pytest.mark.parametrize("backward", ["adjoint", "autodiff"])
+def test_grads(method, backward):
     rng = np.random.default_rng(3)
     inputs = tuple(map(jnp.asarray, make_inputs(rng, 5, 2, 3)))
-    f = jax.jit(functools.partial(selective_scan, method=method))
-    check_grads(f, inputs, order=1, modes=("fwd", "rev"))
+    f = jax.jit(functools.partial(selective_scan, method=method, backward=backward))
+    # the adjoint is a custom VJP: reverse mode only
+    check_grads(f, inputs, order=1, modes=("rev",) if backward == "adjoint" else ("fwd", "rev"))
 
 
 @pytest.mark.float32
@@ -141,21 +143,61 @@ def test_chunked_with_h0_matches_loop(method, chunk_size, shared_delta):
 
 
 @pytest.mark.parametrize("method", ["associative", "sequential"])
-@pytest.mark.parametrize("chunk_size", [None, 3])
+@pytest.mark.parametrize("chunk_size", [None, 1, 3, 50])
 @pytest.mark.parametrize("shared_delta", [False, True], ids=["delta_LD", "delta_L1"])
-def test_grads_match_loop_and_check_grads(method, chunk_size, shared_delta):
+@pytest.mark.parametrize("backward", ["adjoint", "autodiff"])
+def test_grads_match_loop_and_check_grads(method, chunk_size, shared_delta, backward):
+    """Gradients of every input, the initial state included, under a loss on y and on the final
+    state, against autodiff of the Python loop."""
     rng = np.random.default_rng(21 + shared_delta)
     L, D, N = 7, 2, 3
     inputs = tuple(map(jnp.asarray, make_inputs(rng, L, D, N, shared_delta)))
-    w = jnp.asarray(rng.standard_normal((L, D)))
-    f = lambda *a: jnp.sum(w * selective_scan(*a, method=method, chunk_size=chunk_size))
-    g = lambda *a: jnp.sum(w * loop_scan(*a)[0])
-    grads = jax.jit(jax.grad(f, argnums=(0, 1, 2, 3, 4)))(*inputs)
-    expected = jax.grad(g, argnums=(0, 1, 2, 3, 4))(*inputs)
+    h0 = jnp.asarray(rng.standard_normal((D, N)))
+    w, v = jnp.asarray(rng.standard_normal((L, D))), jnp.asarray(rng.standard_normal((D, N)))
+
+    def f(*a):
+        y, h = selective_scan(*a[:5], h0=a[5], method=method, chunk_size=chunk_size,
+                              return_state=True, backward=backward)
+        return jnp.sum(w * y) + jnp.sum(v * h)
+
+    def g(*a):
+        y, h = loop_scan(*a[:5], h0=a[5])
+        return jnp.sum(w * y) + jnp.sum(v * h)
+
+    args = inputs + (h0,)
+    grads = jax.jit(jax.grad(f, argnums=tuple(range(6))))(*args)
+    expected = jax.grad(g, argnums=tuple(range(6)))(*args)
     for got, want in zip(grads, expected):
         chex.assert_equal_shape([got, want])
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-9)
-    check_grads(jax.jit(f), inputs, order=1, modes=("rev",))
+    check_grads(jax.jit(f), args, order=1, modes=("rev",))
+
+
+@pytest.mark.parametrize("method", ["associative", "sequential"])
+def test_adjoint_grads_under_vmap_with_shared_A(method):
+    """The layer's use: vmap over a batch with A shared, its gradient summed over the batch."""
+    rng = np.random.default_rng(31)
+    L, D, N, batch = 9, 3, 2, 4
+    data = [make_inputs(rng, L, D, N, shared_delta=True) for _ in range(batch)]
+    u, delta, _, B, C = (jnp.asarray(np.stack(x)) for x in zip(*data))
+    A = jnp.asarray(data[0][2])
+
+    def loss(A, u, backward):
+        f = functools.partial(selective_scan, method=method, chunk_size=4, backward=backward)
+        return jnp.sum(jnp.sin(jax.vmap(f, in_axes=(0, 0, None, 0, 0))(u, delta, A, B, C)))
+
+    got = jax.jit(jax.grad(loss, argnums=(0, 1)), static_argnums=2)(A, u, "adjoint")
+    want = jax.grad(lambda A, u: sum(jnp.sum(jnp.sin(loop_scan(u[i], delta[i], A, B[i], C[i])[0]))
+                                     for i in range(batch)), argnums=(0, 1))(A, u)
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g_), np.asarray(w_), rtol=1e-9, atol=1e-9)
+
+
+def test_unknown_backward_lists_valid_names():
+    rng = np.random.default_rng(5)
+    inputs = tuple(map(jnp.asarray, make_inputs(rng, 4, 2, 3)))
+    with pytest.raises(ValueError, match="adjoint.*autodiff|autodiff.*adjoint"):
+        selective_scan(*inputs, backward="finite-differences")
 
 
 def _grad_temp_bytes(chunk_size, L=2048, D=8, N=8):
