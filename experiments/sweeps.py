@@ -3,7 +3,11 @@ reused, interrupted runs resumed (the trainer resumes from its checkpoints), a r
 written with another config refused before anything trains.
 
 Each run works in ``<directory>/runs/<run_id>/``; its evaluation by the experiment is cached
-in ``result.json`` beside the trainer's ``report.json``.
+in ``result.json`` beside the trainer's ``report.json``. With ``vectorize``, the unfinished
+runs that differ only in values that change neither shapes nor the traced step (seeds, loss
+weights, init-only options: :data:`ssm_jax.training.vectorized.MEMBER_KEYS`) train together
+in one vmapped step (:func:`ssm_jax.training.vectorized.train_members`), each still in its
+own work directory with the trainer's checkpoints and report.
 """
 
 from __future__ import annotations
@@ -69,7 +73,38 @@ def _write_json(path: str, value) -> None:
     os.replace(path + ".tmp", path)
 
 
-def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None) -> list:
+def vector_groups(runs, max_members: int = 0) -> list:
+    """The runs in groups that can train together (first-seen order; at most ``max_members``
+    per group, 0: no limit): equal configs up to the member keys (and, outside the
+    ``adam_l2`` recipe, equal learning rates)."""
+    from ssm_jax.training.vectorized import MEMBER_KEYS
+
+    groups = {}
+    for run in runs:
+        flat = json.loads(json.dumps(run.cfg.to_dict(), default=str))
+        key = {k: v for k, v in _flatten(flat).items() if k not in MEMBER_KEYS}
+        if run.cfg.optim.recipe != "adam_l2":
+            key["optim.lr"], key["optim.weight_decay"] = run.cfg.optim.lr, run.cfg.optim.weight_decay
+        groups.setdefault(json.dumps(key, sort_keys=True), []).append(run)
+    out = []
+    for group in groups.values():
+        size = max_members or len(group)
+        out += [group[i:i + size] for i in range(0, len(group), size)]
+    return out
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None,
+              vectorize: bool = False, max_members: int = 0) -> list:
     """Train every run (skipping finished ones) and evaluate it; returns one row per run.
 
     Args:
@@ -80,6 +115,8 @@ def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None) -> l
       desc: label of the progress bar.
       bar: a tqdm bar to advance by one per run (``ssm-jax reproduce``'s bar over the whole
         plan); None: a bar of this sweep.
+      vectorize: train the unfinished runs in vmapped groups (:func:`vector_groups`).
+      max_members: the largest group (0: no limit).
 
     Returns:
       list of dicts: ``run_id``, ``meta``, the trainer's report under ``report``, the
@@ -93,14 +130,30 @@ def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None) -> l
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(runs), desc=desc, unit="run", dynamic_ncols=True, file=sys.stderr)
+    workdir_of = lambda run: os.path.join(directory, "runs", run.run_id)
+    todo = [r for r in runs if not os.path.exists(os.path.join(workdir_of(r), "report.json"))]
+    grouped = set()
+    if vectorize:
+        from ssm_jax.training.vectorized import train_members
+
+        for group in vector_groups(todo, max_members):
+            if len(group) < 2:
+                continue
+            bar.set_postfix_str(f"{group[0].run_id} +{len(group) - 1} vectorized")
+            dirs = [workdir_of(r) for r in group]
+            os.makedirs(dirs[0], exist_ok=True)
+            with open(os.path.join(dirs[0], "train.log"), "a") as log, \
+                    contextlib.redirect_stdout(log):
+                train_members([r.cfg for r in group], dirs)
+            grouped.update(r.run_id for r in group)
     rows = []
     for run in runs:
         bar.set_postfix_str(run.run_id)
-        workdir = os.path.join(directory, "runs", run.run_id)
+        workdir = workdir_of(run)
         report_path = os.path.join(workdir, "report.json")
         result_path = os.path.join(workdir, "result.json")
-        trained = not os.path.exists(report_path)
-        if trained:
+        trained = run.run_id in grouped or not os.path.exists(report_path)
+        if not os.path.exists(report_path):
             os.makedirs(workdir, exist_ok=True)
             with open(os.path.join(workdir, "train.log"), "a") as log, \
                     contextlib.redirect_stdout(log):

@@ -55,6 +55,8 @@ def get_config(arg: str = "cpu"):
         first_seed=0,
         num_seeds=3,
         checkpoint="last",  # "last" (final parameters) or "best" (best validation loss)
+        vectorize=True,  # runs differing only in seed / lambda train together (one vmapped step)
+        max_members=0,  # largest vectorized group (0: no limit)
         confidence=0.95,  # paired-difference intervals of the claim verdicts
         alpha=0.05,  # significance level of the rank-correlation verdict
     ))

@@ -62,6 +62,9 @@ class Settings:
     num_seeds: int = option(3, "seeds per variant", positive=True)
     task_seeds: tuple = option((), "per-task seed counts 'task=n' (other tasks: num_seeds)",
                                item_kind=str)
+    vectorize: bool = option(True, "train the runs that differ only in seed, lambda or init rule "
+                             "together, in one vmapped step (ssm_jax.training.vectorized)")
+    max_members: int = option(0, "largest vectorized group (0: no limit)", minimum=0)
     train_eval_examples: int = option(0, "training examples for train accuracy (0 = all)",
                                       minimum=0)
     tau_batch_size: int = option(256, "training examples tau is measured on", minimum=2)
@@ -297,7 +300,8 @@ def write(exp, directory, rows, tasks, elapsed) -> tuple:
 def execute(exp, directory, runs, bar) -> dict:
     start = time.perf_counter()
     tasks = list(dict.fromkeys(r.meta["task"] for r in runs))
-    rows = sweeps.run_sweep(runs, directory, Evaluator(exp.settings), "ablation", bar)
+    rows = sweeps.run_sweep(runs, directory, Evaluator(exp.settings), "ablation", bar,
+                            vectorize=exp.settings.vectorize, max_members=exp.settings.max_members)
     table, tasks = write(exp, directory, rows, tasks, time.perf_counter() - start)
     return {"table": table, "tasks": tasks}
 

@@ -66,6 +66,9 @@ class Settings:
     train_sizes: tuple = option((256,), "training-set sizes", item_kind=int, minimum=2)
     first_seed: int = option(0, "first seed (init, batch order and data)", minimum=0)
     num_seeds: int = option(3, "seeds per setting", positive=True)
+    vectorize: bool = option(True, "train the runs that differ only in seed, lambda or init rule "
+                             "together, in one vmapped step (ssm_jax.training.vectorized)")
+    max_members: int = option(0, "largest vectorized group (0: no limit)", minimum=0)
     checkpoint: str = option("last", "parameters evaluated", choices=("last", "best"))
     confidence: float = option(0.95, "level of the paired-difference intervals", minimum=0.0,
                                maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
@@ -321,7 +324,8 @@ def write(exp, directory, rows, elapsed) -> tuple:
 
 def execute(exp, directory, runs, bar) -> dict:
     start = time.perf_counter()
-    rows = sweeps.run_sweep(runs, directory, Evaluator(exp.settings.checkpoint), "gen_gap", bar)
+    rows = sweeps.run_sweep(runs, directory, Evaluator(exp.settings.checkpoint), "gen_gap", bar,
+                            vectorize=exp.settings.vectorize, max_members=exp.settings.max_members)
     table, corr = write(exp, directory, rows, time.perf_counter() - start)
     return {"table": table, "correlation": corr}
 

@@ -353,9 +353,10 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     return report
 
 
-def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps=None) -> dict:
+def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps=None,
+                 extra: dict | None = None) -> dict:
     """Test metrics at the best-validation checkpoint (the last step when the validation split
-    is empty); writes report.json and the PNG curves."""
+    is empty); writes report.json (with ``extra`` entries added) and the PNG curves."""
     num_steps = cfg.train.num_steps if num_steps is None else num_steps
     best = ckpt.best_step() if len(ds.validation) else None
     if best is not None:
@@ -366,7 +367,7 @@ def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps
     report = {"best_step": best if best is not None else int(state.step),
               "validation": val, "test": test, "num_steps": num_steps,
               "dataset": ds.info.name,
-              "selection": "validation" if best is not None else "last"}
+              "selection": "validation" if best is not None else "last", **(extra or {})}
     if is_primary():
         tmp = os.path.join(workdir, "report.json.tmp")
         with open(tmp, "w") as f:

@@ -58,6 +58,47 @@ def collapse_penalty(outputs, min_std: float = 0.1):
     return jnp.maximum(0.0, min_std - jnp.std(s, ddof=1))
 
 
+def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
+              output_terms: Mapping[str, tuple[float, Callable]] | None = None):
+    """The training objective: ``loss_fn(params, apply_fn, batch_stats, batch, rng, weights=None)
+    -> (total, (metrics, new batch_stats))``.
+
+    ``terms`` and ``output_terms`` are as in :func:`make_steps`; ``weights`` (``{name:
+    weight}``) overrides the weight of a term for this call (a traced value: the vectorized
+    trainer passes one weight per member under ``jax.vmap``).
+    """
+    terms = dict(terms or {})
+    output_terms = dict(output_terms or {})
+
+    def loss_fn(params, apply_fn, batch_stats, batch, rng, weights=None):
+        weights = weights or {}
+        variables, mutable = {"params": params}, []
+        if batch_stats:
+            variables["batch_stats"] = batch_stats
+            mutable.append("batch_stats")
+        if terms:
+            mutable.append("intermediates")
+        out, updates = apply_fn(variables, batch["inputs"], batch["lengths"], train=True,
+                                rngs={"dropout": rng}, mutable=mutable)
+        loss, sums = task_loss(out, batch["labels"], head)
+        metrics = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
+        metrics["task_loss"] = loss
+        total = loss
+        for name, (weight, term) in terms.items():
+            value = (term(updates["intermediates"], batch, params)  # e.g. a penalty on C
+                     if getattr(term, "uses_params", False) else term(updates["intermediates"], batch))
+            metrics[name] = value
+            total = total + weights.get(name, weight) * value
+        for name, (weight, term) in output_terms.items():
+            value = term(out, batch)
+            metrics[name] = value
+            total = total + weights.get(name, weight) * value
+        metrics["loss"] = total
+        return total, (metrics, updates.get("batch_stats", batch_stats))
+
+    return loss_fn
+
+
 def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
                output_terms: Mapping[str, tuple[float, Callable]] | None = None,
                project: Callable | None = None):
@@ -76,39 +117,10 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
     the task part, one entry per term). ``eval_step`` returns sums weighted by
     ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
     """
-    terms = dict(terms or {})
-    output_terms = dict(output_terms or {})
-
-    def forward(state: TrainState, params, batch, rng, train: bool):
-        variables = {"params": params}
-        mutable = []
-        if state.batch_stats:
-            variables["batch_stats"] = state.batch_stats
-            if train:
-                mutable.append("batch_stats")
-        if terms:
-            mutable.append("intermediates")
-        out, updates = state.apply_fn(variables, batch["inputs"], batch["lengths"], train=train,
-                                      rngs={"dropout": rng}, mutable=mutable)
-        return out, updates
+    objective = make_loss(head, terms, output_terms)
 
     def loss_fn(params, state, batch, rng):
-        out, updates = forward(state, params, batch, rng, train=True)
-        loss, sums = task_loss(out, batch["labels"], head)
-        metrics = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
-        metrics["task_loss"] = loss
-        total = loss
-        for name, (weight, term) in terms.items():
-            value = (term(updates["intermediates"], batch, params)  # e.g. a penalty on C
-                     if getattr(term, "uses_params", False) else term(updates["intermediates"], batch))
-            metrics[name] = value
-            total = total + weight * value
-        for name, (weight, term) in output_terms.items():
-            value = term(out, batch)
-            metrics[name] = value
-            total = total + weight * value
-        metrics["loss"] = total
-        return total, (metrics, updates.get("batch_stats", state.batch_stats))
+        return objective(params, state.apply_fn, state.batch_stats, batch, rng)
 
     @jax.jit
     def train_step(state: TrainState, batch):

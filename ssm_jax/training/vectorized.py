@@ -1,32 +1,42 @@
 """Train several small-model runs ("members") at once: one jitted step, ``jax.vmap`` over them.
 
-A sweep of a tiny model (the selective-SSM paper's: d = 4..16, N = 4) spends its time in
-per-step overhead, not arithmetic; stacking the members on a leading axis turns M runs into
-one run of M times the work per step. Members may differ in any value that changes neither
-shapes nor the traced computation:
+A sweep of a tiny model (the selective-SSM paper's: d = 4..16, N = 4; paper 1's one-layer
+S4D regressions) spends its time in per-step overhead, not arithmetic; stacking the members
+on a leading axis turns M runs into one run of M times the work per step. The step is the
+trainer's own objective (:func:`ssm_jax.training.steps.make_loss`) and optimizer, so a member
+computes what ``train_and_evaluate`` computes for its config. Members may differ in any value
+that changes neither shapes nor the traced computation:
 
 * ``seed`` and ``data.seed`` (init, batch order, data),
-* init-only layer options (e.g. ``model.ssm.s_A``): accepted when the members' models trace
-  to the same forward computation (their jaxprs are compared), since one ``apply`` runs all,
+* init-only options: ``model.ssm.*`` that only change the initial values (e.g.
+  ``model.ssm.s_A``; accepted when the members' models trace to the same forward
+  computation, their jaxprs are compared) and ``bound.init_scaling`` (paper 1's rule, applied
+  per member at init),
+* loss weights: ``bound.reg_lambda`` (paper 1's regularizer or a penalty, one weight per
+  member; the term is computed for all members when any has a weight > 0) and
+  ``train.collapse_penalty``,
 * ``optim.lr`` and ``optim.weight_decay`` under ``optim.recipe=adam_l2`` (they enter the
   step as per-member arrays: Adam's update is scaled by ``lr`` after the fact, the coupled L2
-  is added to the gradient after clipping, exactly where the one-run optimizer has them),
-* ``train.collapse_penalty`` (a per-member weight).
+  is added to the gradient after clipping, exactly where the one-run optimizer has them).
 
-Everything else (shapes, schedule, model structure) must be equal; a mismatch is one
-ValueError naming the key. Each member gets its own ``workdir`` with ``config.json``,
-``metrics.csv`` (the trainer's long format), ``report.json`` and ``params.npz`` (its final
-parameters); a member whose loss or parameters become NaN/Inf stops updating from that step
+Everything else (shapes, schedule, model structure, the other recipes' learning rates) must
+be equal; a mismatch is one ValueError naming the key. Each member has its own ``workdir``
+exactly as the trainer writes it: ``config.json``, ``metrics.csv``, orbax checkpoints (the
+last ones by step and the best by validation score, in the trainer's tree, so
+:func:`~ssm_jax.training.checkpoint.load_variables` reads them), ``report.json`` and the
+curves. A killed group resumes from its members' checkpoints (when all of them hold the same
+latest step). A member whose loss or parameters become NaN/Inf stops updating from that step
 on (its parameters stay those of the step before) and its report says ``failed_step``; the
 others go on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 
-import flax.traverse_util as traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,14 +44,21 @@ import optax
 
 from ssm_jax.data import BatchIterator, get_dataset
 from ssm_jax.layers import find_layers
+from ssm_jax.training.checkpoint import Checkpoints
 from ssm_jax.training.config import Config, config_changes, parse_config, save_config
 from ssm_jax.training.metrics import MetricsWriter
-from ssm_jax.training.steps import collapse_penalty, task_loss
+from ssm_jax.training.sharding import DataParallel
+from ssm_jax.training.state import TrainState
+from ssm_jax.training.steps import make_loss, make_steps
+from ssm_jax.training.workdir import (WorkdirLock, check_resume, prepare_workdir,
+                                      write_fingerprint)
 
 # Keys whose values may differ between members (checked further where noted above).
 MEMBER_KEYS = ("seed", "data.seed", "optim.lr", "optim.weight_decay", "train.collapse_penalty",
-               "train.progress")
+               "train.progress", "bound.reg_lambda", "bound.init_scaling")
 INIT_ONLY_PREFIX = "model.ssm."
+STATE_KEYS = ("step", "params", "opt_state", "batch_stats", "rng")  # the trainer's tree
+MEMBER_FILE = "member.json"  # failed_step of a member, saved with its checkpoints
 
 
 def _check_members(cfgs) -> None:
@@ -52,26 +69,42 @@ def _check_members(cfgs) -> None:
                 continue
             raise ValueError(f"vectorized members must share config key {key!r} (members may "
                              f"differ in {', '.join(MEMBER_KEYS)} and init-only model.ssm.*)")
-    if cfgs[0].bound.reg_lambda > 0 or cfgs[0].bound.init_scaling:
-        raise ValueError("vectorized training does not support bound.reg_lambda or "
-                         "bound.init_scaling; train those runs one by one")
-    for cfg in cfgs:
-        if cfg.optim.recipe != "adam_l2":
+    if cfgs[0].optim.recipe != "adam_l2":
+        for cfg in cfgs:
             if (cfg.optim.lr, cfg.optim.weight_decay) != (cfgs[0].optim.lr, cfgs[0].optim.weight_decay):
                 raise ValueError("members may differ in optim.lr / optim.weight_decay only with "
                                  "optim.recipe=adam_l2")
 
 
 def _unit_optimizer(cfg: Config, spe: int):
-    """The optimizer without its learning rate (and, for adam_l2, without clip and L2, which
-    the step applies per member)."""
+    """adam_l2 without its learning rate, clip and L2 (the step applies those per member)."""
     o = cfg.optim
-    if o.recipe == "adam_l2":
-        return optax.chain(optax.scale_by_adam(b1=o.b1, b2=o.b2), optax.scale(-1.0),
-                           optax.contrib.reduce_on_plateau(
-                               factor=o.plateau_factor, patience=o.plateau_patience,
-                               rtol=o.plateau_rtol, accumulation_size=max(1, spe)))
-    return None
+    return optax.chain(optax.scale_by_adam(b1=o.b1, b2=o.b2), optax.scale(-1.0),
+                       optax.contrib.reduce_on_plateau(
+                           factor=o.plateau_factor, patience=o.plateau_patience,
+                           rtol=o.plateau_rtol, accumulation_size=max(1, spe)))
+
+
+def _stack(trees):
+    # numpy stacking: eager jnp ops would each compile once per shape
+    return jax.tree.map(lambda *x: jnp.asarray(np.stack([np.asarray(a) for a in x])), *trees)
+
+
+def _member(tree, i):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+def _read_json(path: str, default):
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path: str, value) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def train_members(cfgs, workdirs, *, progress=None) -> list:
@@ -79,22 +112,33 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
 
     Args:
       cfgs: list of configs (see the module docstring for what may differ).
-      workdirs: one directory per member (created; config.json, metrics.csv, report.json,
-        params.npz written there).
+      workdirs: one work directory per member (each held under the trainer's lock).
       progress: optional callable ``progress(step, num_steps)``.
 
     Returns:
-      list of dicts: ``train`` and ``test`` metrics at the final parameters (``validation``
-      too when that split is not empty), ``num_steps``, ``failed_step`` (None, or the first
-      step whose loss or parameters were not finite) and ``selection`` ("last").
+      list of the trainer's reports (``report.json``) with, in addition, ``train`` (metrics on
+      the whole training split at the reported parameters) and ``failed_step`` (None, or the
+      first step whose loss or parameters were not finite).
     """
-    from ssm_jax.training.loop import (bound_metrics, build_model, evaluate_model, init_variables,
-                                       make_optimizer, schedule, steps_per_epoch)
-
     cfgs = [parse_config(c) for c in cfgs]
     if len(cfgs) != len(workdirs) or not cfgs:
         raise ValueError("need one workdir per member and at least one member")
     _check_members(cfgs)
+    workdirs = [prepare_workdir(w) for w in workdirs]
+    if len(set(map(os.path.realpath, workdirs))) != len(workdirs):
+        raise ValueError(f"members need distinct work directories, got {workdirs}")
+    with contextlib.ExitStack() as locks:
+        for w in workdirs:
+            locks.enter_context(WorkdirLock(w, jax.process_index()))
+        return _train_members(cfgs, workdirs, progress)
+
+
+def _train_members(cfgs, workdirs, progress) -> list:
+    from ssm_jax.bound.timescale_init import real_part_projection
+    from ssm_jax.training.loop import (_score, bound_metrics, build_model, evaluate_model,
+                                       final_report, init_variables, loss_terms, make_optimizer,
+                                       output_terms, schedule, steps_per_epoch)
+
     base = cfgs[0]
     datasets, cache = [], {}
     for cfg in cfgs:
@@ -108,144 +152,175 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
     spe = steps_per_epoch(base, n_train)
 
     inits, layers = [], None
-    for i, (cfg, model, ds) in enumerate(zip(cfgs, models, datasets)):
-        rng = jax.random.PRNGKey(cfg.seed)
-        init_rng, state_rng = jax.random.split(rng)
+    for cfg, model, ds in zip(cfgs, models, datasets):
+        init_rng, state_rng = jax.random.split(jax.random.PRNGKey(cfg.seed))
         variables, batch = init_variables(model, cfg, ds.train, init_rng)
-        if variables.get("batch_stats"):
-            raise ValueError("vectorized training does not support BatchNorm (model.norm=batch)")
         layers = layers or find_layers(model, batch["inputs"][:1], batch["lengths"][:1])
-        inits.append((variables["params"], state_rng))
+        inits.append((variables, state_rng))
     model = models[0]
     x0 = datasets[0].train.take(np.arange(1))
-    ref = str(jax.make_jaxpr(model.apply)({"params": inits[0][0]}, x0["inputs"], x0["lengths"]))
-    for other, (p, _) in zip(models[1:], inits[1:]):
-        if other != model and str(jax.make_jaxpr(other.apply)({"params": p}, x0["inputs"],
-                                                                x0["lengths"])) != ref:
+    trace = lambda m, v: str(jax.make_jaxpr(lambda v_: m.apply(v_, x0["inputs"], x0["lengths"]))(v))
+    ref = trace(model, inits[0][0])
+    for other, (v, _) in zip(models[1:], inits[1:]):
+        if other != model and trace(other, v) != ref:
             raise ValueError("vectorized members' models compute different functions; only "
                              "init-only model.ssm options may differ")
+
+    # the loss terms of the member with the largest weight; each member's own weight enters
+    # the step as an array (0 for members without the term)
+    lam = [c.bound.reg_lambda for c in cfgs]
+    cws = [c.train.collapse_penalty for c in cfgs]
+    widest = base.replace(**{"bound.reg_lambda": max(lam), "train.collapse_penalty": max(cws)})
+    terms = loss_terms(widest, datasets[0].train, layers)
+    out_terms = output_terms(widest)
+    weights = {name: jnp.asarray(w, jnp.float32) for name, w in
+               (("reg", lam), ("collapse", cws)) if name in terms or name in out_terms}
+    objective = make_loss(model.head, terms, out_terms)
+    project = real_part_projection(base.init, layers)
 
     adam_l2 = base.optim.recipe == "adam_l2"
     tx = _unit_optimizer(base, spe) if adam_l2 else make_optimizer(
         base.optim, num_steps, layers, steps_per_epoch=spe)
-    # numpy stacking: eager jnp ops would each compile once per shape
-    stack = lambda trees: jax.tree.map(lambda *x: np.stack([np.asarray(a) for a in x]), *trees)
-    params = jax.tree.map(jnp.asarray, stack([p for p, _ in inits]))
-    opt_state = jax.jit(jax.vmap(tx.init))(params)
-    rngs = jnp.stack([r for _, r in inits])
+    params = _stack([v["params"] for v, _ in inits])
+    state = {"step": jnp.zeros((len(cfgs),), jnp.int32), "params": params,
+             "opt_state": jax.jit(jax.vmap(tx.init))(params),
+             "batch_stats": _stack([v.get("batch_stats", {}) for v, _ in inits]),
+             "rng": _stack([r for _, r in inits])}
     lr = jnp.asarray([c.optim.lr for c in cfgs], jnp.float32)
     wd = jnp.asarray([c.optim.weight_decay for c in cfgs], jnp.float32)
-    cw = jnp.asarray([c.train.collapse_penalty for c in cfgs], jnp.float32)
-    min_std, clip = base.train.collapse_min_std, base.optim.grad_clip
-    head = model.head
+    clip = base.optim.grad_clip
 
-    def loss_fn(p, batch, rng, cw_i):
-        out = model.apply({"params": p}, batch["inputs"], batch["lengths"], train=True,
-                          rngs={"dropout": rng})
-        loss, sums = task_loss(out, batch["labels"], head)
-        metrics = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
-        metrics["task_loss"] = loss
-        total = loss
-        if base.train.collapse_penalty > 0 or len(set(c.train.collapse_penalty for c in cfgs)) > 1:
-            pen = collapse_penalty(out, min_std)
-            metrics["collapse"] = pen
-            total = total + cw_i * pen
-        metrics["loss"] = total
-        return total, metrics
-
-    def member_step(p, s, rng, step, batch, lr_i, wd_i, cw_i, alive):
-        r = jax.random.fold_in(rng, step)
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(p, batch, r, cw_i)
+    def member_step(st, batch, lr_i, wd_i, w_i, alive):
+        p = st["params"]
+        r = jax.random.fold_in(st["rng"], st["step"])
+        grads, (metrics, bs) = jax.grad(objective, has_aux=True)(
+            p, model.apply, st["batch_stats"], batch, r, w_i)
         metrics["grad_norm"] = optax.tree.norm(grads)
         if adam_l2:
             if clip > 0:
                 grads, _ = optax.clip_by_global_norm(clip).update(grads, optax.EmptyState())
             grads = jax.tree.map(lambda g, w: g + wd_i * w, grads, p)
-            updates, s_new = tx.update(grads, s, p, value=metrics["loss"])
+            updates, s_new = tx.update(grads, st["opt_state"], p, value=metrics["loss"])
             updates = jax.tree.map(lambda u: lr_i * u, updates)
         else:
-            updates, s_new = tx.update(grads, s, p, value=metrics["loss"])
+            updates, s_new = tx.update(grads, st["opt_state"], p, value=metrics["loss"])
         p_new = optax.apply_updates(p, updates)
+        if project is not None:
+            p_new = project(p, p_new)
         finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(
             [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p_new)]))
         keep = alive & finite
-        p_new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), p_new, p)
-        s_new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), s_new, s)
-        return p_new, s_new, metrics, keep
+        new = {"step": st["step"] + 1, "params": p_new, "opt_state": s_new, "batch_stats": bs,
+               "rng": st["rng"]}
+        new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, st)
+        new["step"] = st["step"] + 1
+        return new, metrics, keep
 
-    step_fn = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, None, 0, 0, 0, 0, 0)))
+    step_fn = jax.jit(jax.vmap(member_step))
 
     iters = [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
              for c, ds in zip(cfgs, datasets)]
+    ckpts = [Checkpoints(w, c.train.keep_checkpoints) for w, c in zip(workdirs, cfgs)]
+    starts = [c.latest_step() for c in ckpts]
+    start, failed = 0, [None] * len(cfgs)
+    if starts[0] is not None and all(s == starts[0] for s in starts):
+        restored = []
+        for i, (ck, w, cfg) in enumerate(zip(ckpts, workdirs, cfgs)):
+            check_resume(w, cfg, report=print)
+            step, tree, data_state = ck.restore_latest(_member(state, i))
+            if step != starts[0]:
+                break
+            iters[i].restore(data_state)
+            failed[i] = _read_json(os.path.join(w, MEMBER_FILE), {}).get("failed_step")
+            restored.append(tree)
+        else:
+            state, start = _stack(restored), starts[0]
+    if not start:  # no common checkpoint: start from scratch (fresh iterators)
+        iters = [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
+                 for c, ds in zip(cfgs, datasets)]
+        failed = [None] * len(cfgs)
+    alive = jnp.asarray([f is None for f in failed])
     for w, cfg in zip(workdirs, cfgs):
-        os.makedirs(w, exist_ok=True)
         save_config(cfg, w)
-    writers = [MetricsWriter(w, tensorboard=False) for w in workdirs]
+        write_fingerprint(w, cfg)
+    writers = [MetricsWriter(w, resume_step=start, tensorboard=False) for w in workdirs]
     seq_len = datasets[0].info.seq_len
-    host = jax.device_get
+    validation = len(datasets[0].validation) > 0
+    best = [c.best_score() for c in ckpts]
 
     def log_params(step, p_all):
-        p_all = host(p_all)
+        p_all = jax.device_get(p_all)
         for i, wr in enumerate(writers):
-            extra = bound_metrics(jax.tree.map(lambda x: x[i], p_all), layers, seq_len)
+            extra = bound_metrics(_member(p_all, i), layers, seq_len)
             if extra:
                 wr.write(step, "params", extra)
 
-    log_params(0, params)
-    alive = jnp.ones((len(cfgs),), bool)
-    failed = [None] * len(cfgs)
+    if not start:
+        log_params(0, state["params"])
     history = []
-    for step in range(1, num_steps + 1):
-        batch = stack([next(it) for it in iters])
-        params, opt_state, metrics, alive_new = step_fn(params, opt_state, rngs, step - 1, batch,
-                                                        lr, wd, cw, alive)
-        history.append((step, metrics, alive_new))
-        if step % log_every == 0 or step == num_steps:
-            hist = host(history)
-            for i, wr in enumerate(writers):
-                rows = []
-                for s_, m_, ok in hist:
-                    if failed[i] is None and not ok[i]:
-                        failed[i] = s_  # the first step whose loss or parameters were not finite
-                    if failed[i] is None:
-                        rows.append({k: float(v[i]) for k, v in m_.items()})
-                if rows:
-                    mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-                    wr.write(step, "train", mean)
-            log_params(step, params)
-            history = []
-            if progress is not None:
-                progress(step, num_steps)
-        alive = alive_new
-    for wr in writers:
-        wr.close()
+    try:
+        for step in range(start + 1, num_steps + 1):
+            batch = _stack([next(it) for it in iters])
+            state, metrics, alive_new = step_fn(state, batch, lr, wd, weights, alive)
+            history.append((step, metrics, alive_new))
+            alive = alive_new
+            log_now = step % log_every == 0 or step == num_steps
+            eval_now = step % base.train.eval_every == 0 or step == num_steps
+            ckpt_now = step % base.train.checkpoint_every == 0 or step == num_steps
+            if log_now or eval_now or ckpt_now:
+                for i, wr in enumerate(writers):
+                    rows = []
+                    for s_, m_, ok in jax.device_get(history):
+                        if failed[i] is None and not ok[i]:
+                            failed[i] = s_  # the first step whose loss or parameters were not finite
+                        if failed[i] is None:
+                            rows.append({k: float(v[i]) for k, v in m_.items()})
+                    if rows:
+                        wr.write(step, "train", {k: float(np.mean([r[k] for r in rows]))
+                                                 for k in rows[0]})
+                log_params(step, state["params"])
+                history = []
+                if progress is not None:
+                    progress(step, num_steps)
+            if eval_now and validation:
+                host = jax.device_get(state)
+                for i, (cfg, ds) in enumerate(zip(cfgs, datasets)):
+                    variables = _variables(_member(host, i))
+                    val = evaluate_model(model, variables, ds.validation, cfg.train.eval_batch_size)
+                    writers[i].write(step, "validation", val)
+                    if best[i] is None or _score(val) > best[i]:
+                        best[i] = _score(val)
+                        ckpts[i].save_best(step, _member(state, i), iters[i].state(), best[i])
+            if ckpt_now:
+                for i, (ck, w) in enumerate(zip(ckpts, workdirs)):
+                    ck.save(step, _member(state, i), iters[i].state())
+                    _write_json(os.path.join(w, MEMBER_FILE), {"failed_step": failed[i]})
+    finally:
+        for wr in writers:
+            wr.close()
 
+    _, eval_step = make_steps(model.head)
+    dp = DataParallel(base.train.batch_size)
     reports = []
-    p_host = host(params)
-    for i, (cfg, ds, w) in enumerate(zip(cfgs, datasets, workdirs)):
-        p_i = jax.tree.map(lambda x: x[i], p_host)
-        variables = {"params": p_i}
+    for i, (cfg, ds, w, ck) in enumerate(zip(cfgs, datasets, workdirs, ckpts)):
+        st = TrainState(apply_fn=model.apply, tx=tx, **_member(state, i))
         bs = cfg.train.eval_batch_size
-        report = {"train": evaluate_model(model, variables, ds.train, bs),
-                  "validation": evaluate_model(model, variables, ds.validation, bs),
-                  "test": evaluate_model(model, variables, ds.test, bs),
-                  "num_steps": num_steps, "best_step": num_steps, "selection": "last",
-                  "failed_step": failed[i], "dataset": ds.info.name}
-        np.savez(os.path.join(w, "params.npz"),
-                 **{"/".join(k): np.asarray(v)
-                    for k, v in traverse_util.flatten_dict(p_i).items()})
-        with open(os.path.join(w, "report.json.tmp"), "w") as f:
-            json.dump(report, f, indent=2)
-        os.replace(os.path.join(w, "report.json.tmp"), os.path.join(w, "report.json"))
+        best_step = ck.best_step() if validation else None
+        at = _variables(ck.restore(best_step, _member(state, i), which="best")[0]) \
+            if best_step is not None else st.variables
+        with contextlib.redirect_stdout(io.StringIO()):  # its one-line summary, per member
+            report = final_report(cfg, w, st, ck, eval_step, ds, dp, num_steps, extra={
+                "train": evaluate_model(model, at, ds.train, bs), "failed_step": failed[i]})
+        ck.close()
         reports.append(report)
     return reports
 
 
-def load_member_params(workdir: str) -> dict:
-    """The final parameters a member wrote (``params.npz``) as a nested dict."""
-    with np.load(os.path.join(workdir, "params.npz")) as f:
-        flat = {tuple(k.split("/")): f[k] for k in f.files}
-    return traverse_util.unflatten_dict(flat)
+def _variables(tree) -> dict:
+    v = {"params": tree["params"]}
+    if tree.get("batch_stats"):
+        v["batch_stats"] = tree["batch_stats"]
+    return v
 
 
-__all__ = ["MEMBER_KEYS", "load_member_params", "train_members"]
+__all__ = ["MEMBER_KEYS", "train_members"]

@@ -54,3 +54,20 @@ def test_gen_gap_tiny_resume_and_stale_runs(tmp_path, xla_cache):
     assert "different config" in proc.stderr
     assert [os.path.getmtime(p) for p in reports] == mtimes
     assert '"num_steps": 20' in (tmp_path / "config.json").read_text()  # not overwritten
+
+
+def test_gen_gap_vectorized_sweep_equals_one_by_one(tmp_path, xla_cache):
+    """The same runs trained in vmapped groups and one by one give the same table."""
+    vec, one = tmp_path / "vec", tmp_path / "one"
+    assert_ok(run_experiment("gen_gap", "tiny", vec, cache=xla_cache))
+    assert_ok(run_experiment("gen_gap", "tiny", one, "--config.experiment.vectorize=False",
+                             cache=xla_cache))
+    runs_vec = {r["run_id"]: r for r in read_csv(vec / "runs.csv")}
+    runs_one = {r["run_id"]: r for r in read_csv(one / "runs.csv")}
+    assert set(runs_vec) == set(runs_one) and len(runs_vec) == 6
+    for run_id, r in runs_one.items():
+        assert (vec / "runs" / run_id / "member.json").exists()  # trained in a group
+        assert not (one / "runs" / run_id / "member.json").exists()
+        for key in ("train_mse", "test_mse", "tau"):
+            a, b = float(runs_vec[run_id][key]), float(r[key])
+            assert abs(a - b) <= 1e-3 * abs(b) + 1e-5, (run_id, key, a, b)
