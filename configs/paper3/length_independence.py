@@ -6,11 +6,15 @@ Scales: ``cpu`` (default): the paper's settings: majority d=4, N=4, m=1000/1000,
 batch 64, 40 epochs, T = 25..400 step 25, seeds 1..5; ListOps d=16, N=4, m=1000/1000, batch
 64, 50 epochs, T = 100..1000; ``quick``: majority, m=300, T = 50, 150, 300, 3 seeds, 8
 epochs; ``paper``: as cpu; ``tiny``: tests.
+IMDb (task ``imdb``, not in the default task list): tfds ``imdb_reviews`` at byte level (prepare it with
+``tfds build imdb_reviews``; without it the run stops with the registry's data error), add it with
+``--config.experiment.tasks="['imdb']"``. Its settings: d=16, N=4, all 25k/25k,
+batch 256, 30 epochs, T = 100..1500.
 """
 
 import ml_collections
 
-from experiments.paper3.common import listops_task, majority_task
+from experiments.paper3.common import imdb_task, listops_task, majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -19,10 +23,12 @@ def get_config(arg: str = "cpu"):
     c = ml_collections.ConfigDict()
     c.tasks = ml_collections.ConfigDict(dict(
         majority=majority_task(d=4, N=4, m=1000, epochs=40, batch=64, s_A=0.0),
+        imdb=imdb_task(d=16, N=4, m=0, epochs=30, batch=256, s_A=0.0),
         listops=listops_task(d=16, N=4, m=1000, epochs=50, batch=64, s_A=0.0)))
     c.experiment = ml_collections.ConfigDict(dict(
         name="length_independence", tasks=["majority", "listops"],
         majority_lengths=list(range(25, 401, 25)), listops_lengths=list(range(100, 1001, 100)),
+        imdb_lengths=list(range(100, 1501, 100)),
         s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05,
         data_dir="results/paper3/data"))
     if arg == "quick":

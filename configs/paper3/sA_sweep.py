@@ -5,11 +5,15 @@
 Scales: ``cpu`` (default): the paper's settings (majority d=4, N=4, m=1000, batch 64; ListOps
 d=16, N=4, m=1000, batch 64; 10 epochs; seed 0); ``quick``: majority T=150, m=300, s_A in
 {-0.1, -0.05, 0, 0.05, 0.1}, 5 epochs; ``paper``: as cpu; ``tiny``: tests.
+IMDb (task ``imdb``, not in the default task list): tfds ``imdb_reviews`` at byte level (prepare it with
+``tfds build imdb_reviews``; without it the run stops with the registry's data error), add it with
+``--config.experiment.tasks="['imdb']"``. Its settings: d=16, N=4, m=2500, batch
+256, T=500.
 """
 
 import ml_collections
 
-from experiments.paper3.common import listops_task, majority_task
+from experiments.paper3.common import imdb_task, listops_task, majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 SWEEP = [round(-0.1 + 0.02 * i, 2) for i in range(11)]
@@ -19,9 +23,10 @@ def get_config(arg: str = "cpu"):
     c = ml_collections.ConfigDict()
     c.tasks = ml_collections.ConfigDict(dict(
         majority=majority_task(d=4, N=4, m=1000, epochs=10, batch=64),
+        imdb=imdb_task(d=16, N=4, m=2500, epochs=10, batch=256),
         listops=listops_task(d=16, N=4, m=1000, epochs=10, batch=64)))
     c.experiment = ml_collections.ConfigDict(dict(
-        name="sA_sweep", tasks=["majority", "listops"], majority_length=250, listops_length=300,
+        name="sA_sweep", tasks=["majority", "listops"], majority_length=250, listops_length=300, imdb_length=500,
         s_A_values=SWEEP, seed=0, loss_threshold=100.0, data_dir="results/paper3/data"))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)

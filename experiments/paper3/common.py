@@ -60,6 +60,37 @@ def listops_task(T: int = 100, m: int = 1000, d: int = 16, N: int = 4, epochs: i
     return c
 
 
+def imdb_task(T: int = 500, m: int = 0, d: int = 16, N: int = 4, epochs: int = 30,
+              batch: int = 256, s_A: float = 0.0):
+    """The paper's IMDb setting (d=16, N=4, 30 epochs, batch 256, scalar logit) on tfds
+    ``imdb_reviews`` at byte level (vocab 257), not the paper's bert-base-uncased wordpieces
+    (no tokenizer offline): a byte sequence of length T covers about T/4.5 words, so the same
+    T sees less of a review. ``m``: training and test examples (0: all 25k / 25k)."""
+    c = default_config()
+    c.data = ml_collections.ConfigDict(dict(name="imdb", data_dir=None, seq_len=T, num_train=m,
+                                            num_test=m, validation_fraction=0.0, seed=0))
+    paper_model(c, d, N, s_A)
+    c.model.binary_logit = True
+    paper_recipe(c, epochs, batch)
+    return c
+
+
+def check_tasks(exp) -> None:
+    """Every task of ``experiment.tasks`` is defined, and the tfds datasets among them are
+    prepared (the registry's FileNotFoundError, naming the task, before any compute)."""
+    from ssm_jax.data import get_dataset
+
+    for task in exp.settings.tasks:
+        if task not in exp.tasks:
+            raise ValueError(f"experiment.tasks: unknown task {task!r}; config tasks: "
+                             f"{', '.join(exp.tasks)}")
+        if exp.tasks[task].data["name"] == "imdb":
+            try:  # a short sequence length: the check reads the prepared files once
+                get_dataset({**dict(exp.tasks[task].data), "seq_len": 8, "use_cache": False})
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"task {task!r}: {e}") from None
+
+
 # ---------------------------------------------------------------------------- data per length
 
 
@@ -233,5 +264,6 @@ def np_float(x) -> float:
 
 
 def task_lengths(settings, task: str):
-    """The sequence lengths an experiment's settings sweep for ``task`` (majority | listops)."""
-    return settings.majority_lengths if task == "majority" else settings.listops_lengths
+    """The sequence lengths an experiment's settings sweep for ``task`` (majority | listops |
+    imdb)."""
+    return getattr(settings, f"{task}_lengths")

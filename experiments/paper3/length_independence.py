@@ -43,6 +43,8 @@ class Settings:
                                      item_kind=int, minimum=2)
     listops_lengths: tuple = option(tuple(range(100, 1001, 100)), "ListOps T values",
                                     item_kind=int, minimum=10)
+    imdb_lengths: tuple = option(tuple(range(100, 1501, 100)), "IMDb T values", item_kind=int,
+                                 minimum=2)
     s_A: float = option(0.0, "spectral abscissa at init")
     first_seed: int = option(1, "first seed (the paper: 1..5)", minimum=0)
     num_seeds: int = option(5, "successful runs per length", positive=True)
@@ -67,10 +69,7 @@ def member(exp, task, T, seed):
 
 def prepare(exp, directory) -> list:
     e = exp.settings
-    for task in e.tasks:
-        if task not in exp.tasks:
-            raise ValueError(f"experiment.tasks: unknown task {task!r}; config tasks: "
-                             f"{', '.join(exp.tasks)}")
+    common.check_tasks(exp)
     seeds = list(range(e.first_seed, e.first_seed + e.num_seeds))
     sweeps.check_runs([member(exp, t, T, s) for t, T in units(exp) for s in seeds], directory)
     return units(exp)

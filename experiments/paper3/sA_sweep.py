@@ -37,6 +37,7 @@ class Settings:
     tasks: tuple = option(("majority",), "tasks to run", item_kind=str)
     majority_length: int = option(250, "majority T", minimum=2)
     listops_length: int = option(300, "ListOps T", minimum=10)
+    imdb_length: int = option(500, "IMDb T (the paper's Figure 5)", minimum=2)
     s_A_values: tuple = option(SWEEP, "initial s_A values", item_kind=float)
     seed: int = option(0, "seed", minimum=0)
     loss_threshold: float = option(100.0, "a run succeeds if its last epoch loss is below this")
@@ -47,7 +48,7 @@ def groups(exp):
     e = exp.settings
     out = []
     for task in e.tasks:
-        T = e.majority_length if task == "majority" else e.listops_length
+        T = getattr(e, f"{task}_length")
         g = []
         for s in e.s_A_values:
             cfg = common.run_config(exp.tasks[task], task, T, e.data_dir,
@@ -59,10 +60,7 @@ def groups(exp):
 
 
 def prepare(exp, directory) -> list:
-    for task in exp.settings.tasks:
-        if task not in exp.tasks:
-            raise ValueError(f"experiment.tasks: unknown task {task!r}; config tasks: "
-                             f"{', '.join(exp.tasks)}")
+    common.check_tasks(exp)
     gs = groups(exp)
     sweeps.check_runs([r for g in gs for r in g], directory)
     return gs

@@ -38,6 +38,8 @@ class Settings:
     tasks: tuple = option(("majority",), "tasks to run (keys of the config's tasks)", item_kind=str)
     majority_lengths: tuple = option((50, 100, 150, 200, 250, 300), "majority T values",
                                      item_kind=int, minimum=2)
+    imdb_lengths: tuple = option((300, 350, 400, 450, 500, 550), "IMDb T values",
+                                 item_kind=int, minimum=2)
     listops_lengths: tuple = option((100, 200, 300, 400, 500, 600), "ListOps T values",
                                     item_kind=int, minimum=10)
     s_A: float = option(0.1, "spectral abscissa at init")
@@ -67,10 +69,7 @@ def make_groups(exp):
 
 def prepare(exp, directory) -> list:
     e = exp.settings
-    for task in e.tasks:
-        if task not in exp.tasks:
-            raise ValueError(f"experiment.tasks: unknown task {task!r}; config tasks: "
-                             f"{', '.join(exp.tasks)}")
+    common.check_tasks(exp)
     groups = make_groups(exp)
     sweeps.check_runs([r for g in groups for r in g], directory)
     return groups

@@ -191,7 +191,10 @@ def register(name: str, *, defaults: Mapping[str, Any], doc: str = "") -> Callab
     """
 
     def wrap(builder: Builder) -> Builder:
-        _load_builtins()  # so that a clash with a built-in name is reported here
+        # so that a clash with a built-in name is reported here; a built-in module registering
+        # itself skips it (loading the others from inside its import is an import cycle)
+        if builder.__module__.rpartition(".")[2] not in BUILTIN_MODULES:
+            _load_builtins()
         existing = _REGISTRY.get(name)
         # The same function again (module reloaded, or run with `python -m`) is fine.
         if existing is not None and existing.builder.__qualname__ != builder.__qualname__:

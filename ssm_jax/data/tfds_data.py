@@ -87,11 +87,12 @@ def to_gray(images: np.ndarray) -> np.ndarray:
 
 
 def validation_cut(num: int, fraction: float, seed: int) -> tuple:
-    """Seeded ``(train indices, validation indices)`` of ``range(num)``, each sorted."""
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    """Seeded ``(train indices, validation indices)`` of ``range(num)``, each sorted; a
+    ``fraction`` of 0 gives an empty validation split (the selective-SSM paper has none)."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
     order = np.random.default_rng(seed).permutation(num)
-    n_val = max(1, int(round(fraction * num)))
+    n_val = max(1, int(round(fraction * num))) if fraction > 0 else 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -166,7 +167,8 @@ for _name in IMAGE_DATASETS:
 # -------------------------------------------------------------------------------------- imdb
 
 IMDB_DEFAULTS = {"data_dir": None, "tfds_name": None, "seq_len": 4096, "seed": 0,
-                 "validation_fraction": 0.1, "cache_dir": None, "use_cache": True}
+                 "validation_fraction": 0.1, "cache_dir": None, "use_cache": True,
+                 "num_train": 0, "num_test": 0}
 
 
 def text_split(columns: dict, seq_len: int) -> Split:
@@ -178,8 +180,13 @@ def text_split(columns: dict, seq_len: int) -> Split:
 
 @register("imdb", defaults=IMDB_DEFAULTS)
 def build_imdb(cfg: dict) -> Dataset:
-    """IMDb reviews (``imdb_reviews``) at byte level, LRA Text style."""
+    """IMDb reviews (``imdb_reviews``) at byte level, LRA Text style. ``num_train`` /
+    ``num_test`` > 0 keep the first examples of a seed-0 permutation of the split (the
+    selective-SSM paper's subsets: shuffle with seed 0, first m; 0 keeps all)."""
     validation_cut(10, cfg["validation_fraction"], 0)
+    for key in ("num_train", "num_test"):
+        if cfg[key] < 0:
+            raise ValueError(f"{key} must be >= 0 (0: the whole split), got {cfg[key]}")
     if cfg["seq_len"] <= 0:
         raise ValueError(f"seq_len must be positive, got {cfg['seq_len']}")
     name = cfg["tfds_name"] or "imdb_reviews"
@@ -193,6 +200,11 @@ def build_imdb(cfg: dict) -> Dataset:
 
     splits = cached_splits("imdb", _options(name, version_dir, cfg, {"seq_len": cfg["seq_len"]}),
                            build, cache_dir=cfg["cache_dir"], use_cache=cfg["use_cache"])
+    for split, key in (("train", "num_train"), ("test", "num_test")):
+        n = len(splits[split])
+        if 0 < cfg[key] < n:
+            keep = np.random.default_rng(0).permutation(n)[:cfg[key]]
+            splits[split] = Split(**splits[split].take(keep))
     info = DatasetInfo(name="imdb", seq_len=cfg["seq_len"], input_kind="tokens",
                        vocab_size=BYTE_VOCAB_SIZE, in_channels=1, num_classes=2)
     return Dataset(info, splits)

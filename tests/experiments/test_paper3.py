@@ -92,3 +92,24 @@ def test_plain_trainer_config_of_the_paper_model():
     assert cfg.model.layer == "selective" and cfg.model.ssm.form == "paper"
     assert cfg.optim.recipe == "adam_l2" and cfg.train.num_epochs == 2
     assert cfg.model.binary_logit and cfg.train.collapse_penalty == 10.0
+
+
+@pytest.mark.parametrize("name", ["unstable_init", "length_independence", "sA_sweep"])
+def test_imdb_without_prepared_data_stops_before_compute(tmp_path, name):
+    """IMDb reads tfds imdb_reviews; absent, the experiment's command line exits 2 with the
+    registry's one-line error naming the task and how to prepare the data, before training."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", f"experiments.paper3.{name}", "--config",
+         f"configs/paper3/{name}.py:cpu", "--out", str(out),
+         "--config.experiment.tasks=['imdb']", f"--config.tasks.imdb.data.data_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
+    assert "'imdb'" in lines[0] and "not prepared" in lines[0] and "tfds build" in lines[0]
+    assert not (out / "runs").exists()
