@@ -13,6 +13,7 @@ rule uses), :func:`evaluate_model` (metrics of variables on a whole split), and,
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -156,11 +157,17 @@ def init_batch(split, n: int, seed: int) -> dict:
     return split.take(np.random.default_rng(seed).permutation(len(split))[:n])
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model, rng, inputs, lengths):
+    # Under jit: eager init compiles every op separately (seconds for a small model); the model
+    # is a static (hashable) argument, so the runs of a sweep with equal models compile once.
+    return model.init({"params": rng, "dropout": rng}, inputs, lengths)
+
+
 def init_variables(model, cfg: Config, train_split, rng):
     """Initialize the model on a training batch; apply the init scaling rule if configured."""
     batch = init_batch(train_split, cfg.bound.init_batch_size, cfg.seed)
-    # Under jit: eager init compiles every op separately (seconds for a small model).
-    variables = jax.jit(model.init)({"params": rng, "dropout": rng}, batch["inputs"], batch["lengths"])
+    variables = _init(model, rng, batch["inputs"], batch["lengths"])
     if cfg.init.active:  # paper 2: timescale and eigenvalues (before the paper-1 rule)
         from ssm_jax.bound.timescale_init import apply_init
 
