@@ -243,7 +243,7 @@ def _train_members(cfgs, workdirs, progress) -> list:
     for w, cfg in zip(workdirs, cfgs):
         save_config(cfg, w)
         write_fingerprint(w, cfg)
-    writers = [MetricsWriter(w, resume_step=start, tensorboard=False) for w in workdirs]
+    writers = [MetricsWriter(w, resume_step=start) for w in workdirs]  # CSV and TensorBoard
     seq_len = datasets[0].info.seq_len
     validation = len(datasets[0].validation) > 0
     best = [c.best_score() for c in ckpts]
