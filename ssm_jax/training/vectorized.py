@@ -218,8 +218,9 @@ def _train_members(cfgs, workdirs, progress) -> list:
 
     step_fn = jax.jit(jax.vmap(member_step))
 
-    iters = [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
-             for c, ds in zip(cfgs, datasets)]
+    fresh_iters = lambda: [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
+                           for c, ds in zip(cfgs, datasets)]
+    iters = fresh_iters()
     ckpts = [Checkpoints(w, c.train.keep_checkpoints) for w, c in zip(workdirs, cfgs)]
     starts = [c.latest_step() for c in ckpts]
     start, failed = 0, [None] * len(cfgs)
@@ -235,10 +236,8 @@ def _train_members(cfgs, workdirs, progress) -> list:
             restored.append(tree)
         else:
             state, start = _stack(restored), starts[0]
-    if not start:  # no common checkpoint: start from scratch (fresh iterators)
-        iters = [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
-                 for c, ds in zip(cfgs, datasets)]
-        failed = [None] * len(cfgs)
+        if not start:  # a member's checkpoint did not restore: all start from scratch
+            iters, failed = fresh_iters(), [None] * len(cfgs)
     alive = jnp.asarray([f is None for f in failed])
     for w, cfg in zip(workdirs, cfgs):
         save_config(cfg, w)
