@@ -51,11 +51,25 @@ def task_loss(outputs, labels, head: str, mask=None):
     return sums["loss"] / jnp.maximum(count, 1.0), sums
 
 
+def std_zero_grad(x, ddof: int = 1):
+    """Standard deviation of all entries of ``x`` whose gradient is 0 where the std is 0.
+
+    ``jnp.std``'s gradient there is ``0 * inf = NaN`` (the derivative of sqrt at 0); PyTorch's
+    ``std`` backward returns 0 instead, and the selective-SSM authors' collapse penalty relies on
+    it: a batch whose outputs all saturate to one value must not turn every parameter NaN.
+    The double ``where`` keeps the NaN out of the untaken branch's gradient as well.
+    """
+    x = x.reshape(-1)
+    var = jnp.sum(jnp.square(x - jnp.mean(x))) / (x.size - ddof)
+    positive = var > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)
+
+
 def collapse_penalty(outputs, min_std: float = 0.1):
     """``max(0, min_std - std(sigmoid(outputs)))``, std over all entries with ddof=1 (the
-    collapse-avoidance term of the selective-SSM paper's code, before its weight)."""
-    s = jax.nn.sigmoid(outputs).reshape(-1)
-    return jnp.maximum(0.0, min_std - jnp.std(s, ddof=1))
+    collapse-avoidance term of the selective-SSM paper's code, before its weight). The std's
+    gradient is 0 at zero spread, as PyTorch's (:func:`std_zero_grad`)."""
+    return jnp.maximum(0.0, min_std - std_zero_grad(jax.nn.sigmoid(outputs), ddof=1))
 
 
 def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,

@@ -123,3 +123,31 @@ def test_lra_files_with_header_only_val(tmp_path):
     assert report["best_step"] == 2 and 0.0 <= report["test"]["accuracy"] <= 1.0
     with open(tmp_path / "run" / "report.json") as f:
         assert json.load(f)["selection"] == "last"
+
+
+def test_collapse_penalty_gradient_is_zero_when_all_outputs_saturate():
+    """A batch whose outputs all saturate with one sign has zero spread: the penalty's gradient
+    is 0 for every parameter (PyTorch's std backward), not NaN (jnp.std's 0 * inf)."""
+    import flax.linen as nn
+
+    model = nn.Dense(1)
+    x = jnp.full((8, 3), 50.0, jnp.float32)  # sigmoid(logit) == 1.0 exactly in float32
+    params = model.init(jax.random.PRNGKey(0), x)
+    params = jax.tree.map(lambda p: jnp.abs(p) + 1.0, params)  # logits >= 150 for every row
+    out = model.apply(params, x)
+    assert np.all(np.asarray(jax.nn.sigmoid(out)) == 1.0)
+    loss = lambda p: 10.0 * collapse_penalty(model.apply(p, x))
+    value, grads = jax.value_and_grad(loss)(params)
+    assert float(value) == pytest.approx(1.0)  # 10 * (0.1 - 0)
+    for g in jax.tree.leaves(grads):
+        assert np.all(np.isfinite(np.asarray(g)))
+        np.testing.assert_array_equal(np.asarray(g), 0.0)
+
+
+def test_std_zero_grad_matches_jnp_std_and_its_gradient_elsewhere():
+    from ssm_jax.training.steps import std_zero_grad
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 4)), jnp.float32)
+    assert float(std_zero_grad(x)) == pytest.approx(float(jnp.std(x, ddof=1)), rel=1e-6)
+    np.testing.assert_allclose(np.asarray(jax.grad(std_zero_grad)(x)),
+                               np.asarray(jax.grad(lambda v: jnp.std(v, ddof=1))(x)), rtol=1e-5)
