@@ -38,6 +38,33 @@ def t_interval(values, level: float = 0.95) -> tuple:
     return mean, mean - half, mean + half
 
 
+def bootstrap_interval(values, stat=np.median, level: float = 0.95, resamples: int = 4000,
+                       seed: int = 0) -> tuple:
+    """``(stat, low, high)``: percentile bootstrap interval of ``stat`` of the finite values
+    (``resamples`` draws with replacement, seeded; NaN bounds with fewer than 2 values)."""
+    v = finite(values)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(stat(v))
+    if v.size < 2:
+        return point, float("nan"), float("nan")
+    draws = np.random.default_rng(seed).choice(v, size=(resamples, v.size), replace=True)
+    boot = np.apply_along_axis(stat, 1, draws)
+    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return point, float(low), float(high)
+
+
+def sign_test(below: int, n: int) -> tuple:
+    """One-sided exact sign test of ``below`` of ``n`` paired values below their reference:
+    ``(p that more than half are below, p that fewer are)``; NaN for n = 0."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return float("nan"), float("nan")
+    return (float(binomtest(below, n, 0.5, alternative="greater").pvalue),
+            float(binomtest(below, n, 0.5, alternative="less").pvalue))
+
+
 def spearman(x, y) -> tuple:
     """Spearman rank correlation and its two-sided p-value (scipy); NaN with < 3 points."""
     from scipy.stats import spearmanr

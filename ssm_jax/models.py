@@ -11,7 +11,7 @@ from ssm_jax.kernels._checks import check_choice
 from ssm_jax.layers import SequenceBlock, layer_names
 from ssm_jax.layers.block import ssm_options
 
-POOLINGS = ("mean", "last", "none")
+POOLINGS = ("mean", "last", "last_position", "none")
 ENCODERS = ("embedding", "linear")
 HEADS = ("classification", "regression")
 
@@ -27,8 +27,10 @@ class SequenceModel(nn.Module):
       ssm: that layer's options: its ``Options`` dataclass (a mapping or None is converted,
         so the model is hashable and can be a static argument of ``jax.jit``).
       encoder: "embedding" (integer tokens, needs ``vocab_size``) or "linear" (float inputs).
-      pooling: "mean" (over valid positions), "last" (last valid position) or "none"
-        (per-position outputs).
+      pooling: "mean" (over valid positions), "last" (last valid position), "last_position"
+        (the last position of the padded input: ``lengths`` are ignored, so pad tokens are
+        embedded and run through every block before the read-out, as the selective-SSM
+        authors' ListOps model does) or "none" (per-position outputs).
       head: "classification" or "regression" (the loss is chosen by the trainer).
       residual: residual connection around every block (see ``SequenceBlock``).
       head_bias: the linear head has a bias.
@@ -84,7 +86,7 @@ class SequenceModel(nn.Module):
             layout = "(batch, L) int tokens" if expected == 2 else "(batch, L, C) floats"
             raise ValueError(f"inputs must be {layout} for encoder={self.encoder!r}, got shape {inputs.shape}")
         batch, L = inputs.shape[:2]
-        if lengths is None:
+        if lengths is None or self.pooling == "last_position":
             lengths = jnp.full((batch,), L, jnp.int32)
         elif lengths.shape != (batch,):
             raise ValueError(f"lengths must have shape (batch,) = {(batch,)}, got {lengths.shape}")
@@ -103,7 +105,7 @@ class SequenceModel(nn.Module):
                               name=f"block_{i}")(x, mask, train=train)
         if self.pooling == "mean":
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
-        elif self.pooling == "last":
+        elif self.pooling in ("last", "last_position"):
             x = x[jnp.arange(batch), jnp.maximum(lengths, 1) - 1]
         head_init = (nn.initializers.normal(self.init_std) if self.init_std > 0
                      else nn.linear.default_kernel_init)

@@ -79,7 +79,7 @@ def test_every_ssm_layer_exposes_its_kernel_and_input():
 
 def test_bad_configuration_and_input():
     x = jnp.ones((2, 6, 1))
-    with pytest.raises(ValueError, match="valid names: 'mean', 'last', 'none'"):
+    with pytest.raises(ValueError, match="valid names: 'mean', 'last', 'last_position', 'none'"):
         SequenceModel(num_outputs=2, pooling="max").init(jax.random.key(0), x)
     # every registered layer is listed (also those other tests register in this process)
     with pytest.raises(ValueError, match="unknown layer 's6'; valid names: 's4d', 's4', 's5', 'selective'"):
@@ -107,3 +107,24 @@ def test_bare_blocks_are_the_ssm_alone():
     for i in range(2):
         h = S4D(features=4, d_state=4).apply({"params": p[f"block_{i}"]["ssm"]}, h)
     np.testing.assert_allclose(model.apply(v, x), h @ p["head"]["kernel"], rtol=1e-5, atol=1e-6)
+
+
+def test_last_position_pooling_processes_pads_and_reads_the_last_position():
+    """The selective-SSM authors' ListOps read-out: pad tokens are embedded and run through the
+    SSM, the head reads the last padded position (so the pads change the output), while "last"
+    reads the last real token with pads masked."""
+    kw = dict(num_outputs=3, d_model=4, n_layers=1, layer="selective", encoder="embedding",
+              vocab_size=6, norm="none", projection="none", residual=False,
+              ssm={"form": "paper", "d_state": 2, "s_A": -0.5})
+    tokens = jnp.array([[1, 2, 3, 4, 5, 0, 0], [2, 2, 3, 1, 4, 5, 1]])
+    lengths = jnp.array([5, 7])
+    authors = SequenceModel(pooling="last_position", **kw)
+    ours = SequenceModel(pooling="last", **kw)
+    v = authors.init(jax.random.key(0), tokens, lengths)
+    y_authors = authors.apply(v, tokens, lengths)
+    # == the model on the padded tokens as if they were real (lengths ignored)
+    np.testing.assert_allclose(y_authors, ours.apply(v, tokens, jnp.array([7, 7])), rtol=1e-6)
+    y_ours = ours.apply(v, tokens, lengths)
+    np.testing.assert_allclose(y_ours[0], ours.apply(v, tokens[:1, :5])[0], rtol=1e-5)
+    assert not np.allclose(y_authors[0], y_ours[0])  # the two pads changed the read-out
+    np.testing.assert_allclose(y_authors[1], y_ours[1], rtol=1e-6)  # no pads: the same

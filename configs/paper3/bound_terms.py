@@ -9,7 +9,7 @@ T in {50, 200}, m=300, 5 epochs; ``paper``: as cpu with 5 seeds; ``tiny``: tests
 
 import ml_collections
 
-from experiments.paper3.common import majority_task
+from experiments.paper3.common import majority_task, protocol_defaults
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -21,7 +21,7 @@ def get_config(arg: str = "cpu"):
     c.experiment = ml_collections.ConfigDict(dict(
         name="bound_terms", task="majority", lengths=[50, 100, 200, 400], s_A_values=[-0.1, 0.1],
         first_seed=1, num_seeds=2, grid=[100, 1000, 10000, 100000], flat_exponent=0.5,
-        data_dir="results/paper3/data"))
+        **protocol_defaults()))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 5

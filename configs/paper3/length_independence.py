@@ -14,7 +14,7 @@ batch 256, 30 epochs, T = 100..1500.
 
 import ml_collections
 
-from experiments.paper3.common import imdb_task, listops_task, majority_task
+from experiments.paper3.common import imdb_task, listops_task, majority_task, protocol_defaults
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -30,7 +30,7 @@ def get_config(arg: str = "cpu"):
         majority_lengths=list(range(25, 401, 25)), listops_lengths=list(range(100, 1001, 100)),
         imdb_lengths=list(range(100, 1501, 100)),
         s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05,
-        data_dir="results/paper3/data"))
+        **protocol_defaults()))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 8

@@ -37,7 +37,7 @@ ORDER = 4
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(common.Protocol):
     name: str = option("bound_terms", "results folder name")
     task: str = option("majority", "task to run")
     lengths: tuple = option((50, 100, 200, 400), "training lengths T", item_kind=int, minimum=2)
@@ -49,7 +49,6 @@ class Settings:
                          "trained parameters", item_kind=int, minimum=2)
     flat_exponent: float = option(0.5, "S_2 ~ T^a with a below this (between the two largest "
                                   "grid lengths) counts as length-independent", positive=True)
-    data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
 
 
 def groups(exp):
@@ -59,8 +58,8 @@ def groups(exp):
         g = []
         for s_A in e.s_A_values:
             for seed in range(e.first_seed, e.first_seed + e.num_seeds):
-                cfg = common.run_config(exp.tasks[e.task], e.task, T, e.data_dir,
-                                        **{"seed": seed, "model.ssm.s_A": float(s_A)})
+                cfg = common.run_config(exp.tasks[e.task], e.task, T, e, seed,
+                                        **{"model.ssm.s_A": float(s_A)})
                 g.append(sweeps.Run(f"{e.task}_T{T}_sA{s_A:+.2f}_s{seed}", cfg,
                                     dict(T=T, s_A_init=float(s_A), seed=seed)))
         out.append(g)

@@ -5,6 +5,7 @@ numbers of the authors' released logs (digest sections 5.1-5.4)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -13,7 +14,39 @@ import ml_collections
 import numpy as np
 
 from experiments import sweeps
+from ssm_jax import options as opt
+from ssm_jax.options import option
 from ssm_jax.training.config import default_config
+
+# ---------------------------------------------------------------------------- the protocol
+
+READOUTS = {"last_position": "last_position", "last_token": "last"}  # -> model.pooling
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Experiment options shared by the paper-3 experiments: the authors' protocol by default
+    (``gen_err_sel_ssm``'s ``main.py`` and data loaders), ours as the alternative."""
+
+    data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
+    data_seed: str = option("run", "majority data: 'run' (drawn with the run's seed, as the "
+                            "authors' main.py) or 'fixed' (the task config's data.seed for "
+                            "every run)", choices=("run", "fixed"))
+    readout: str = option(
+        "last_position", "read-out of padded inputs (ListOps, IMDb; majority has no pads): "
+        "'last_position' (the authors': pad tokens embedded and run through the SSM, the head "
+        "reads the last padded position) or 'last_token' (ours: pads masked, the head reads "
+        "the last real token)", choices=tuple(READOUTS))
+    listops_data_dir: str = option(
+        "", "the authors' released ListOps folder (their repository's dataset/listops); a "
+        "length T whose folder Tmin=T-5_Tmax=T+5_num_train_samples=m_num_valid_samples=0_"
+        "num_test_samples=m is there is read from it, other lengths are generated ('': always "
+        "generate)")
+
+def protocol_defaults() -> dict:
+    """The :class:`Protocol` keys with their defaults, for a config's ``experiment`` section."""
+    return opt.defaults(Protocol)
+
 
 # ---------------------------------------------------------------------------- trainer configs
 
@@ -30,12 +63,17 @@ def paper_model(c, d: int, N: int, s_A: float):
 
 def paper_recipe(c, epochs: int, batch: int):
     """Adam lr 1e-2 + coupled L2 1e-5, reduce-on-plateau (0.9, 5, 1%) on the epoch-mean
-    training loss, global-norm clip 5, collapse penalty 10 * max(0, 0.1 - std(sigmoid))."""
+    training loss, global-norm clip 5, collapse penalty 10 * max(0, 0.1 - std(sigmoid)), with
+    the authors' semantics (each an option): torch's plateau cut (after more than 5 bad
+    epochs, from the next epoch), the last partial batch trained (``drop_last=False``), and
+    their failure checks (NaN/Inf outputs, NaN loss or gradients; an Inf loss passes)."""
     c.optim.update(recipe="adam_l2", lr=1e-2, weight_decay=1e-5, grad_clip=5.0,
-                   plateau_factor=0.9, plateau_patience=5, plateau_rtol=0.01, warmup_steps=0)
+                   plateau_factor=0.9, plateau_patience=5, plateau_rtol=0.01, warmup_steps=0,
+                   plateau_semantics="torch")
     c.train.update(batch_size=batch, eval_batch_size=500, num_epochs=epochs, num_steps=1,
                    eval_every=10 ** 9, checkpoint_every=10 ** 9, keep_checkpoints=1,
-                   collapse_penalty=10.0, collapse_min_std=0.1, progress=False)
+                   collapse_penalty=10.0, collapse_min_std=0.1, progress=False,
+                   drop_last=False, failure="nan")
 
 
 def majority_task(T: int = 100, m: int = 1000, d: int = 4, N: int = 4, epochs: int = 40,
@@ -52,10 +90,11 @@ def majority_task(T: int = 100, m: int = 1000, d: int = 4, N: int = 4, epochs: i
 def listops_task(T: int = 100, m: int = 1000, d: int = 16, N: int = 4, epochs: int = 50,
                  batch: int = 64, s_A: float = 0.0):
     c = default_config()
-    c.data = ml_collections.ConfigDict(dict(name="listops", data_dir=None, seq_len=T + 5,
+    c.data = ml_collections.ConfigDict(dict(name="listops", data_dir=None, seq_len=T + 4,
                                             num_train=m, num_val=1, num_test=m, use_cache=True,
                                             min_length=T - 5, max_length=T + 5, seed=0))
     paper_model(c, d, N, s_A)
+    c.model.pooling = "last_position"  # the authors' read-out (Protocol.readout)
     paper_recipe(c, epochs, batch)
     return c
 
@@ -63,13 +102,17 @@ def listops_task(T: int = 100, m: int = 1000, d: int = 16, N: int = 4, epochs: i
 def imdb_task(T: int = 500, m: int = 0, d: int = 16, N: int = 4, epochs: int = 30,
               batch: int = 256, s_A: float = 0.0):
     """The paper's IMDb setting (d=16, N=4, 30 epochs, batch 256, scalar logit) on tfds
-    ``imdb_reviews`` at byte level (vocab 257), not the paper's bert-base-uncased wordpieces
-    (no tokenizer offline): a byte sequence of length T covers about T/4.5 words, so the same
-    T sees less of a review. ``m``: training and test examples (0: all 25k / 25k)."""
+    ``imdb_reviews``. Tokens: bytes by default (vocab 257; a byte sequence of length T covers
+    about T/4.5 words, so the same T sees less of a review), or the paper's bert-base-uncased
+    WordPiece ids with ``data.tokenizer=wordpiece`` and ``data.vocab_file`` (its vocab.txt,
+    which the user provides; nothing is downloaded). ``m``: training and test examples (0: all
+    25k / 25k)."""
     c = default_config()
     c.data = ml_collections.ConfigDict(dict(name="imdb", data_dir=None, seq_len=T, num_train=m,
-                                            num_test=m, validation_fraction=0.0, seed=0))
+                                            num_test=m, validation_fraction=0.0, seed=0,
+                                            tokenizer="bytes", vocab_file=""))
     paper_model(c, d, N, s_A)
+    c.model.pooling = "last_position"  # the authors' read-out (Protocol.readout)
     c.model.binary_logit = True
     paper_recipe(c, epochs, batch)
     return c
@@ -107,15 +150,38 @@ def listops_dir(root: str, T: int, m_train: int, m_test: int, seed: int = 0) -> 
     return d
 
 
-def run_config(task_cfg, task: str, T: int, data_root: str, **changes):
-    """The trainer config of one run of ``task`` at length ``T``."""
-    changes = dict(changes)
+def authors_listops_dir(root: str, T: int, m_train: int, m_test: int) -> str | None:
+    """The authors' released folder for length ``T`` under ``root`` (their naming), or None
+    when ``root`` is empty or holds no such folder with the three TSVs."""
+    if not root:
+        return None
+    d = os.path.join(root, f"Tmin={T - 5}_Tmax={T + 5}_num_train_samples={m_train}_"
+                           f"num_valid_samples=0_num_test_samples={m_test}")
+    names = ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv")
+    return d if all(os.path.isfile(os.path.join(d, n)) for n in names) else None
+
+
+def run_config(task_cfg, task: str, T: int, protocol: Protocol, seed: int,
+               init_seed: int | None = None, **changes):
+    """The trainer config of one run of ``task`` at length ``T`` under ``protocol``.
+
+    ``seed`` is the run's seed (the authors' ``--seed``): batch order and, with
+    ``data_seed="run"``, the majority data; ``init_seed`` (default ``seed``) draws the init,
+    so the runs of an s_A sweep can share their data and differ in their init draw. ListOps
+    is padded to ``T + 4`` (the longest sequence of the window, as the authors pad to the
+    longest sequence of a split); every task is read out as ``protocol.readout`` says.
+    """
+    changes = {"seed": seed if init_seed is None else init_seed,
+               "model.pooling": READOUTS[protocol.readout], **changes}
     if task == "listops":
         d = task_cfg.data
-        changes.update({"data.data_dir": listops_dir(data_root, T, d["num_train"], d["num_test"]),
-                        "data.seq_len": T + 5})
+        data_dir = (authors_listops_dir(protocol.listops_data_dir, T, d["num_train"], d["num_test"])
+                    or listops_dir(protocol.data_dir, T, d["num_train"], d["num_test"]))
+        changes.update({"data.data_dir": data_dir, "data.seq_len": T + 4})
     else:
         changes["data.seq_len"] = T
+    if task == "majority" and protocol.data_seed == "run":
+        changes["data.seed"] = seed
     return sweeps.run_config(task_cfg, **changes)
 
 
@@ -188,6 +254,83 @@ def train_with_retries(make_member, seeds, directory: str, max_retries: int = 5)
             break
         pending = retry
     return done
+
+
+def exploded(row, threshold: float) -> bool:
+    """The run's init "exploded": its epoch-1 loss is above ``threshold`` or not finite (the
+    runs the "s_A is driven toward zero" claims are about)."""
+    loss = epoch_loss(row, 1)
+    return not (loss <= threshold)
+
+
+def spread(values) -> dict:
+    """Median, min and max of the finite ``values`` and how many were not finite."""
+    v = np.asarray([x for x in values if x is not None], float)
+    f = v[np.isfinite(v)]
+    stat = lambda fn: float(fn(f)) if len(f) else math.nan
+    return dict(median=stat(np.median), low=stat(np.min), high=stat(np.max),
+                nonfinite=int(len(v) - len(f)))
+
+
+def seed_summary(rows, key, explode_threshold: float, loss_threshold: float) -> list:
+    """One row per value of ``key`` (e.g. T or the initial s_A) over a group's seeds: the
+    number of seeds, how many exploded at init, how many succeeded, how many did both, the
+    spread of the epoch-1 loss (median, range) and the final s_A of the runs that did both."""
+    out = []
+    for k in dict.fromkeys(r[key] for r in rows):
+        g = [r for r in rows if r[key] == k]
+        e1 = spread(r["epoch1_loss"] for r in g)
+        both = [r for r in g if r["exploded"] and r["success"]]
+        sa = spread(r["final_sA"] for r in both)
+        out.append({key: k, "seeds": len(g), "exploded": sum(r["exploded"] for r in g),
+                    "succeeded": sum(r["success"] for r in g), "exploded_and_succeeded": len(both),
+                    "epoch1_median": e1["median"], "epoch1_low": e1["low"],
+                    "epoch1_high": e1["high"], "epoch1_nonfinite": e1["nonfinite"],
+                    "final_sA_median": sa["median"], "final_sA_low": sa["low"],
+                    "final_sA_high": sa["high"]})
+    return out
+
+
+SEED_SUMMARY_HEADERS = ["seeds", "exploded at init", "succeeded", "both",
+                        "epoch-1 loss median", "min", "max", "NaN/Inf",
+                        "final s_A (both) median", "min", "max"]
+SEED_SUMMARY_COLS = ["seeds", "exploded", "succeeded", "exploded_and_succeeded", "epoch1_median",
+                     "epoch1_low", "epoch1_high", "epoch1_nonfinite", "final_sA_median",
+                     "final_sA_low", "final_sA_high"]
+ONE_DRAW = ("The paper's numbers are one draw (one init seed per cell, the authors' released "
+            "logs); the epoch-1 loss at a given T spans many decades across init draws, so "
+            "compare the paper's value with our range, not with one of our seeds.")
+
+
+def toward_zero(judged, init_of, tolerance: float | None, alpha: float) -> tuple:
+    """Verdict of an "s_A is driven toward zero" claim over the ``judged`` runs (succeeded
+    after an exploding init), and its evidence text.
+
+    Direction: a one-sided exact sign test that the final s_A ends below its init
+    (``init_of(row)``). Stability (``tolerance`` not None): the 95% percentile-bootstrap
+    interval of the median final s_A lies below ``tolerance``. Reproduced: both hold (p <
+    ``alpha``); not reproduced: s_A ends above its init more often (p < ``alpha``) or the
+    interval lies above ``tolerance``; inconclusive otherwise (or no judged run).
+    """
+    from experiments import tables
+
+    n = len(judged)
+    below = sum(r["final_sA"] < init_of(r) for r in judged)
+    if not n:
+        return "inconclusive", "no run succeeded after an exploding init"
+    p_down, p_up = tables.sign_test(below, n)
+    text = f"{below} of {n} end below their init (sign test p {p_down:.2g})"
+    med, low, high = tables.bootstrap_interval([r["final_sA"] for r in judged])
+    text += f"; median final s_A {med:.3f}, 95% bootstrap interval [{low:.3f}, {high:.3f}]"
+    stable = True if tolerance is None else high < tolerance
+    if tolerance is not None:
+        within = sum(r["final_sA"] < tolerance for r in judged)
+        text += f"; {within} of {n} below {tolerance:g}"
+    if p_down < alpha and stable:
+        return "reproduced", text
+    if p_up < alpha or (tolerance is not None and low > tolerance):
+        return "not reproduced", text
+    return "inconclusive", text
 
 
 def final(row, name: str):

@@ -36,7 +36,7 @@ ORDER = 2
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(common.Protocol):
     name: str = option("length_independence", "results folder name")
     tasks: tuple = option(("majority",), "tasks to run", item_kind=str)
     majority_lengths: tuple = option(tuple(range(25, 401, 25)), "majority T values",
@@ -53,7 +53,6 @@ class Settings:
                                exclusive_minimum=True, exclusive_maximum=True)
     alpha: float = option(0.05, "significance level of the trend tests", minimum=0.0,
                           maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
-    data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
 
 
 def units(exp):
@@ -62,8 +61,8 @@ def units(exp):
 
 
 def member(exp, task, T, seed):
-    cfg = common.run_config(exp.tasks[task], task, T, exp.settings.data_dir, **{
-        "seed": seed, "model.ssm.s_A": exp.settings.s_A})
+    cfg = common.run_config(exp.tasks[task], task, T, exp.settings, seed,
+                            **{"model.ssm.s_A": exp.settings.s_A})
     return sweeps.Run(f"{task}_T{T}_s{seed}", cfg, dict(task=task, T=T, seed=seed))
 
 

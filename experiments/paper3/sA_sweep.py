@@ -2,14 +2,16 @@
 
     python -m experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
 
-For every task: one run per initial s_A (seed ``experiment.seed``), all s_A values of a task
-trained together (one vmapped step; they share the seed, so their inits differ only in A's
-shift, while the paper's loop drew them from a continuing RNG stream). Training loss and s_A
-every epoch. Writes ``table.csv`` / ``table.md`` (epoch-1 and last loss, final s_A, success,
-the paper's released final s_A / loss beside), ``curves.csv`` and ``sA_sweep.png``.
+For every task: ``num_seeds`` seeds x every initial s_A, all trained together (one vmapped
+step). The runs of a seed share its data; every run has its own init draw (as the authors'
+loop, which draws successive models from one continuing random stream). Training loss and s_A
+every epoch. Writes ``table.csv`` (every run), ``per_sA.csv`` (per s_A over seeds: exploded,
+succeeded, epoch-1 loss median and range, final s_A), ``table.md`` (with the paper's one-draw
+numbers beside), ``curves.csv`` and ``sA_sweep.png``.
 
-Claims: unstable inits (s_A > 0) fail more often than stable ones (s_A <= 0); where training
-from s_A > 0 succeeds, s_A ends below its init (pushed toward zero from above).
+Claims: unstable inits (s_A > 0) fail more often than stable ones (s_A <= 0), by a one-sided
+Fisher exact test; where training from s_A > 0 succeeds after an exploding init, s_A ends
+below its init (pushed toward zero from above; a one-sided sign test).
 """
 
 from __future__ import annotations
@@ -32,34 +34,47 @@ SWEEP = tuple(round(-0.1 + 0.02 * i, 2) for i in range(11))
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(common.Protocol):
     name: str = option("sA_sweep", "results folder name")
     tasks: tuple = option(("majority",), "tasks to run", item_kind=str)
     majority_length: int = option(250, "majority T", minimum=2)
     listops_length: int = option(300, "ListOps T", minimum=10)
     imdb_length: int = option(500, "IMDb T (the paper's Figure 5)", minimum=2)
     s_A_values: tuple = option(SWEEP, "initial s_A values", item_kind=float)
-    seed: int = option(0, "seed", minimum=0)
+    seed: int = option(0, "first seed", minimum=0)
+    num_seeds: int = option(5, "seeds (data draws) per s_A value; every (seed, s_A) run has its "
+                            "own init draw (the paper: 1 seed)", positive=True)
     loss_threshold: float = option(100.0, "a run succeeds if its last epoch loss is below this")
-    data_dir: str = option("results/paper3/data", "where generated ListOps files are kept")
+    explode_threshold: float = option(1e3, "a run's init exploded if its epoch-1 loss is above "
+                                      "this (or not finite)", positive=True)
+    alpha: float = option(0.05, "significance level of Fisher's exact test", minimum=0.0,
+                          maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
 
 
 def groups(exp):
+    """One group per task: every (seed, s_A) run. The runs of a seed share its data (the
+    authors draw the data once per T); each run's init is its own draw, init seed
+    ``seed * len(s_A_values) + i`` for the i-th value (the authors' models of one sweep come
+    from one continuing random stream)."""
     e = exp.settings
     out = []
+    n = len(e.s_A_values)
     for task in e.tasks:
         T = getattr(e, f"{task}_length")
         g = []
-        for s in e.s_A_values:
-            cfg = common.run_config(exp.tasks[task], task, T, e.data_dir,
-                                    **{"seed": e.seed, "model.ssm.s_A": float(s)})
-            g.append(sweeps.Run(f"{task}_T{T}_sA{s:+.2f}_s{e.seed}", cfg,
-                                dict(task=task, T=T, s_A=float(s))))
+        for seed in range(e.seed, e.seed + e.num_seeds):
+            for i, s in enumerate(e.s_A_values):
+                cfg = common.run_config(exp.tasks[task], task, T, e, seed, init_seed=seed * n + i,
+                                        **{"model.ssm.s_A": float(s)})
+                g.append(sweeps.Run(f"{task}_T{T}_sA{s:+.2f}_s{seed}", cfg,
+                                    dict(task=task, T=T, s_A=float(s), seed=seed)))
         out.append(g)
     return out
 
 
 def prepare(exp, directory) -> list:
+    if not exp.settings.s_A_values:
+        raise ValueError("experiment.s_A_values: needs at least one initial s_A")
     common.check_tasks(exp)
     gs = groups(exp)
     sweeps.check_runs([r for g in gs for r in g], directory)
@@ -78,15 +93,25 @@ def execute(exp, directory, gs, bar) -> dict:
     for r in rows:
         task, s = r["meta"]["task"], r["meta"]["s_A"]
         paper = common.paper_lookup(common.PAPER_SWEEP, task, s)
-        table.append(dict(task=task, T=r["meta"]["T"], s_A_init=s,
+        table.append(dict(task=task, T=r["meta"]["T"], s_A_init=s, seed=r["meta"]["seed"],
                           epoch1_loss=common.epoch_loss(r, 1), last_loss=common.last_loss(r),
                           final_sA=common.final(r, "s_A"),
+                          exploded=common.exploded(r, e.explode_threshold),
                           success=common.succeeded(r, e.loss_threshold),
                           paper_final_sA=paper[0] if paper else math.nan,
                           paper_last_loss=paper[1] if paper else math.nan))
-    cols = ["task", "T", "s_A_init", "epoch1_loss", "last_loss", "final_sA", "success",
-            "paper_final_sA", "paper_last_loss"]
+    cols = ["task", "T", "s_A_init", "seed", "epoch1_loss", "last_loss", "final_sA", "exploded",
+            "success", "paper_final_sA", "paper_last_loss"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
+    per_sA = []
+    for task in e.tasks:
+        for s in common.seed_summary([t for t in table if t["task"] == task], "s_A_init",
+                                     e.explode_threshold, e.loss_threshold):
+            paper = common.paper_lookup(common.PAPER_SWEEP, task, s["s_A_init"])
+            per_sA.append(dict(task=task, **s, paper_final_sA=paper[0] if paper else math.nan,
+                               paper_last_loss=paper[1] if paper else math.nan))
+    scols = ["task", "s_A_init"] + common.SEED_SUMMARY_COLS + ["paper_final_sA", "paper_last_loss"]
+    tables.write_csv(os.path.join(directory, "per_sA.csv"), per_sA, scols)
     tables.write_csv(os.path.join(directory, "curves.csv"), [
         dict(run_id=r["run_id"], epoch=ep, metric=m, value=v)
         for r in rows for m, c in (("loss", r["curves"]["loss"]),
@@ -95,14 +120,21 @@ def execute(exp, directory, gs, bar) -> dict:
     png = plot(rows, os.path.join(directory, "sA_sweep.png"))
     tables.write_markdown(os.path.join(directory, "table.md"), [
         f"# s_A sweep (Figure 5, {e.name})",
-        f"Seed {e.seed}; success: last loss < {e.loss_threshold:g}. Paper columns: final s_A and "
-        "loss of the authors' released logs (digest 5.4; ListOps loss not listed there).",
-        tables.markdown_table(table, cols, ["task", "T", "s_A init", "epoch-1 loss",
-                                            "last loss", "final s_A", "success",
+        f"Seeds {e.seed}..{e.seed + e.num_seeds - 1}, each s_A value of a seed with its own "
+        f"init draw (majority data seed: {e.data_seed}; read-out: {e.readout}); "
+        f"exploded: epoch-1 loss > {e.explode_threshold:g} or not finite; success: last loss < "
+        f"{e.loss_threshold:g}. Paper columns: final s_A and loss of the authors' released logs "
+        "(digest 5.4; ListOps loss not listed there).",
+        "## Per initial s_A, over seeds", common.ONE_DRAW,
+        tables.markdown_table(per_sA, scols, ["task", "s_A init"] + common.SEED_SUMMARY_HEADERS
+                              + ["paper final s_A (one draw)", "paper last loss (one draw)"]),
+        "## Every run",
+        tables.markdown_table(table, cols, ["task", "T", "s_A init", "seed", "epoch-1 loss",
+                                            "last loss", "final s_A", "exploded", "success",
                                             "paper final s_A", "paper last loss"]),
         f"{sweeps.timing_note([dict(trained=r['trained']) for r in rows], time.perf_counter() - start)}"
         f" Figure: `{os.path.basename(png)}`."])
-    return {"table": table}
+    return {"table": table, "per_sA": per_sA}
 
 
 def plot(rows, path):
@@ -132,31 +164,46 @@ def plot(rows, path):
 
 
 def claims(exp, summary) -> list:
+    from scipy import stats
+
     e = exp.settings
     t = summary["table"]
     pos = [r for r in t if r["s_A_init"] > 0]
     neg = [r for r in t if r["s_A_init"] <= 0]
-    fail = lambda rs: sum(not r["success"] for r in rs) / max(len(rs), 1)
-    fp, fn = fail(pos), fail(neg)
-    v1 = ("inconclusive" if not pos or not neg else "reproduced" if fp > fn
-          else "not reproduced" if fp < fn else "inconclusive")
+    nfail = lambda rs: sum(not r["success"] for r in rs)
+    fp, fn = nfail(pos) / max(len(pos), 1), nfail(neg) / max(len(neg), 1)
+    v1, p_more, p_less = "inconclusive", math.nan, math.nan
+    if pos and neg:
+        counts = [[nfail(pos), len(pos) - nfail(pos)], [nfail(neg), len(neg) - nfail(neg)]]
+        p_more = stats.fisher_exact(counts, alternative="greater")[1]
+        p_less = stats.fisher_exact(counts, alternative="less")[1]
+        v1 = ("reproduced" if p_more < e.alpha else "not reproduced" if p_less < e.alpha
+              else "inconclusive")
     ok = [r for r in pos if r["success"]]
-    bad = [r for r in ok if not r["final_sA"] < r["s_A_init"]]
-    v2 = "inconclusive" if not ok else ("reproduced" if not bad else "not reproduced")
+    judged = [r for r in ok if r["exploded"]]
+    v2, evidence = common.toward_zero(judged, lambda r: r["s_A_init"], None, e.alpha)
     ev = ("table.md", "sA_sweep.png")
     return [
         Claim(PAPER, e.name, "Unstable initializations (s_A > 0) often lead to training failure "
               "(exploding losses); stable ones train smoothly",
               "majority T=250: 1 of 5 unstable inits fails (0.06), 0 of 6 stable; IMDb: 3 of 5 "
-              "unstable fail", f"failure rate s_A > 0: {fp:.2f} ({len(pos)} runs), s_A <= 0: "
-              f"{fn:.2f} ({len(neg)} runs)", v1,
-              "reproduced if the failure rate of s_A > 0 exceeds that of s_A <= 0; lower: not "
-              "reproduced; equal: inconclusive", ev),
+              "unstable fail (one seed)", f"failure rate s_A > 0: {fp:.2f} ({nfail(pos)} of "
+              f"{len(pos)} runs), s_A <= 0: {fn:.2f} ({nfail(neg)} of {len(neg)}); Fisher's "
+              f"exact p (more failures) {p_more:.3g}, p (fewer) {p_less:.3g}", v1,
+              f"one-sided Fisher's exact test on the failure counts: more failures with s_A > 0 "
+              f"at p < {e.alpha:g}: reproduced; fewer at p < {e.alpha:g}: not reproduced; "
+              "else inconclusive", ev),
         Claim(PAPER, e.name, "Where training from s_A > 0 succeeds, s_A is pushed toward zero "
-              "from above", "majority: 0.02 -> 0.012, 0.04 -> 0.042, 0.08 -> -0.002, 0.1 -> 0.015",
-              ", ".join(f"{r['task']} {r['s_A_init']:+.2f} -> {r['final_sA']:+.3f}" for r in ok)
-              or "no successful unstable run", v2,
-              "every successful run from s_A > 0 ends with s_A below its init", ev)]
+              "from above", "majority: 0.02 -> 0.012, 0.04 -> 0.042, 0.08 -> -0.002, 0.1 -> 0.015 "
+              "(one seed)",
+              f"{len(ok)} successful runs from s_A > 0, {len(judged)} of them exploded at init; "
+              f"of these {evidence}: "
+              + (", ".join(f"{r['task']} {r['s_A_init']:+.2f} s{r['seed']} -> {r['final_sA']:+.3f}"
+                           for r in judged) or "-"), v2,
+              f"judged on the successful runs from s_A > 0 whose init exploded (epoch-1 loss > "
+              f"{e.explode_threshold:g}): final s_A below its init by a one-sided sign test "
+              f"(p < {e.alpha:g}); above it (p < {e.alpha:g}): not reproduced; else or no such run: "
+              "inconclusive", ev)]
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,11 @@ TensorFlow needed). Nothing is ever downloaded: a dataset that is not prepared i
 FileNotFoundError telling how to prepare it.
 
 - ``imdb`` (``imdb_reviews``): byte level, id = UTF-8 byte + 1 (pad 0, vocab 257),
-  truncated to ``seq_len`` (4096, LRA Text). ``inputs (batch, L) int32``.
+  truncated to ``seq_len`` (4096, LRA Text). ``inputs (batch, L) int32``. With
+  ``tokenizer="wordpiece"`` and ``vocab_file`` (a BERT ``vocab.txt``, e.g. bert-base-uncased's,
+  which the user provides): lower-cased WordPiece ids ``[CLS] ... [SEP]`` truncated to
+  ``seq_len`` and right-padded with ``[PAD]``, as the selective-SSM authors' IMDb (needs the
+  ``tokenizers`` package).
 - ``cifar10``: grayscale ``round(0.2989 R + 0.5870 G + 0.1140 B)`` (the ITU-R 601 weights of
   ``tf.image.rgb_to_grayscale``), length 1024 (LRA Image).
 - ``mnist``, ``fashion_mnist``: length 784.
@@ -168,22 +172,58 @@ for _name in IMAGE_DATASETS:
 
 IMDB_DEFAULTS = {"data_dir": None, "tfds_name": None, "seq_len": 4096, "seed": 0,
                  "validation_fraction": 0.1, "cache_dir": None, "use_cache": True,
-                 "num_train": 0, "num_test": 0}
+                 "num_train": 0, "num_test": 0, "tokenizer": "bytes", "vocab_file": None}
+TOKENIZERS = ("bytes", "wordpiece")
 
 
-def text_split(columns: dict, seq_len: int) -> Split:
-    """Byte tokens ``(n, seq_len) int32`` (truncated), lengths and ``(n,)`` int32 labels."""
+class WordPiece:
+    """BERT WordPiece ids of lower-cased text with ``[CLS]``/``[SEP]`` (the authors'
+    ``AutoTokenizer("bert-base-uncased")`` with ``truncation=True``: the first ``seq_len - 2``
+    wordpieces are kept), from a ``vocab.txt`` file."""
+
+    def __init__(self, vocab_file: str):
+        try:
+            from tokenizers import BertWordPieceTokenizer
+        except ImportError:
+            raise ImportError("data.tokenizer='wordpiece' needs the tokenizers package: pip "
+                              "install 'ssm-jax[wordpiece]'") from None
+        if not vocab_file or not os.path.isfile(vocab_file):
+            raise FileNotFoundError(f"data.vocab_file: no WordPiece vocabulary at {vocab_file!r} "
+                                    "(a BERT vocab.txt, one token per line)")
+        self.tok = BertWordPieceTokenizer(vocab_file, lowercase=True)
+        self.pad_id = self.tok.token_to_id("[PAD]")
+        missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]") if self.tok.token_to_id(t) is None]
+        if missing:
+            raise ValueError(f"data.vocab_file {vocab_file!r} lacks the tokens {', '.join(missing)}")
+        self.vocab_size = self.tok.get_vocab_size()
+
+    def encode(self, texts, seq_len: int) -> list:
+        self.tok.enable_truncation(max_length=seq_len)
+        return [e.ids for e in self.tok.encode_batch(list(texts))]
+
+
+def text_split(columns: dict, seq_len: int, wordpiece: WordPiece | None = None) -> Split:
+    """Tokens ``(n, seq_len) int32`` (bytes, or WordPiece ids; truncated, right-padded),
+    lengths and ``(n,)`` int32 labels."""
     texts = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in columns["text"]]
-    tokens, lengths = pad_tokens([encode_bytes(t) for t in texts], seq_len, 0)
+    if wordpiece is None:
+        tokens, lengths = pad_tokens([encode_bytes(t) for t in texts], seq_len, 0)
+    else:
+        tokens, lengths = pad_tokens(wordpiece.encode(texts, seq_len), seq_len, wordpiece.pad_id)
     return Split(tokens, lengths, np.asarray(columns["label"], dtype=np.int32))
 
 
 @register("imdb", defaults=IMDB_DEFAULTS)
 def build_imdb(cfg: dict) -> Dataset:
-    """IMDb reviews (``imdb_reviews``) at byte level, LRA Text style. ``num_train`` /
-    ``num_test`` > 0 keep the first examples of a seed-0 permutation of the split (the
-    selective-SSM paper's subsets: shuffle with seed 0, first m; 0 keeps all)."""
+    """IMDb reviews (``imdb_reviews``) at byte level, LRA Text style, or WordPiece ids
+    (``tokenizer="wordpiece"``, ``vocab_file``). ``num_train`` / ``num_test`` > 0 keep the
+    first examples of a seed-0 permutation of the split (the selective-SSM paper's subsets:
+    shuffle with seed 0, first m; 0 keeps all)."""
     validation_cut(10, cfg["validation_fraction"], 0)
+    if cfg["tokenizer"] not in TOKENIZERS:
+        raise ValueError(f"data.tokenizer must be one of {', '.join(TOKENIZERS)}, got "
+                         f"{cfg['tokenizer']!r}")
+    wordpiece = WordPiece(cfg["vocab_file"]) if cfg["tokenizer"] == "wordpiece" else None
     for key in ("num_train", "num_test"):
         if cfg[key] < 0:
             raise ValueError(f"{key} must be >= 0 (0: the whole split), got {cfg[key]}")
@@ -194,17 +234,22 @@ def build_imdb(cfg: dict) -> Dataset:
     version_dir = prepared_version_dir(name, data_dir)
 
     def build():
-        read = {s: text_split(read_tfds_split(name, data_dir, s, ("text", "label")), cfg["seq_len"])
-                for s in ("train", "test")}
+        read = {s: text_split(read_tfds_split(name, data_dir, s, ("text", "label")),
+                              cfg["seq_len"], wordpiece) for s in ("train", "test")}
         return _train_val_test(read, cfg)
 
-    splits = cached_splits("imdb", _options(name, version_dir, cfg, {"seq_len": cfg["seq_len"]}),
+    tokens = {"seq_len": cfg["seq_len"], "tokenizer": cfg["tokenizer"]}
+    if wordpiece is not None:  # the vocabulary's path and version decide the ids
+        tokens.update(vocab=os.path.abspath(cfg["vocab_file"]),
+                      vocab_mtime=os.stat(cfg["vocab_file"]).st_mtime_ns)
+    splits = cached_splits("imdb", _options(name, version_dir, cfg, tokens),
                            build, cache_dir=cfg["cache_dir"], use_cache=cfg["use_cache"])
     for split, key in (("train", "num_train"), ("test", "num_test")):
         n = len(splits[split])
         if 0 < cfg[key] < n:
             keep = np.random.default_rng(0).permutation(n)[:cfg[key]]
             splits[split] = Split(**splits[split].take(keep))
+    vocab = BYTE_VOCAB_SIZE if wordpiece is None else wordpiece.vocab_size
     info = DatasetInfo(name="imdb", seq_len=cfg["seq_len"], input_kind="tokens",
-                       vocab_size=BYTE_VOCAB_SIZE, in_channels=1, num_classes=2)
+                       vocab_size=vocab, in_channels=1, num_classes=2)
     return Dataset(info, splits)

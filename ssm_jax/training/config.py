@@ -96,6 +96,11 @@ class OptimOptions:
     plateau_patience: int = option(5, "adam_l2: epochs without improvement before a cut",
                                    minimum=0)
     plateau_rtol: float = option(0.01, "adam_l2: relative improvement that counts", minimum=0.0)
+    plateau_semantics: str = option(
+        "optax", "adam_l2: 'optax' (optax.contrib.reduce_on_plateau: cut at the patience-th bad "
+        "epoch, applied from the epoch's last step) or 'torch' (torch ReduceLROnPlateau: cut "
+        "when the bad epochs exceed patience, applied from the next epoch; the selective-SSM "
+        "authors' code)", choices=("optax", "torch"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +121,12 @@ class TrainOptions:
                                      "collapse_min_std - std(sigmoid(outputs))) (paper 3: 10)",
                                      minimum=0.0)
     collapse_min_std: float = option(0.1, "target std of the collapse penalty", minimum=0.0)
+    drop_last: bool = option(True, "drop the last partial batch of every epoch (False: train "
+                             "it too, as a torch DataLoader with drop_last=False)")
+    failure: str = option(
+        "nonfinite", "when a run has failed: 'nonfinite' (a NaN/Inf loss or parameter) or "
+        "'nan' (the selective-SSM authors' checks: NaN/Inf outputs, NaN loss or NaN gradients; "
+        "an Inf loss or gradient passes)", choices=("nonfinite", "nan"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,8 +47,10 @@ class NonFiniteError(RuntimeError):
 
 
 def steps_per_epoch(cfg: Config, num_train: int) -> int:
-    """Batches per epoch of the training iterator (the last partial batch is dropped)."""
-    return max(1, num_train // cfg.train.batch_size)
+    """Batches per epoch of the training iterator (with ``train.drop_last`` the last partial
+    batch is dropped, else it is a smaller batch of its own)."""
+    bs = cfg.train.batch_size
+    return max(1, num_train // bs if cfg.train.drop_last else -(-num_train // bs))
 
 
 def schedule(cfg: Config, num_train: int) -> tuple:
@@ -227,6 +229,17 @@ def _kept(last_good_step) -> str:
     return f"the last good checkpoint (step {last_good_step}) is kept"
 
 
+def _check_failed(history, last_good_step):
+    """Raise NonFiniteError at the first step of ``history`` whose ``failed`` flag is set (the
+    ``train.failure="nan"`` rule, :func:`ssm_jax.training.steps.step_failed`)."""
+    for step, metrics in history:
+        if bool(metrics["failed"]):
+            err = NonFiniteError(f"NaN/Inf outputs, a NaN loss or a NaN gradient at step {step}; "
+                                 f"training stopped, {_kept(last_good_step)}")
+            err.step = step
+            raise err
+
+
 def _check_finite(history, last_good_step):
     """Raise NonFiniteError naming the first step and metric that is NaN/Inf in ``history``."""
     for step, metrics in history:
@@ -285,7 +298,8 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
         write_fingerprint(workdir, cfg)
     sync("config written")
 
-    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed, shard=dp.shard)
+    train_iter = BatchIterator(ds.train, cfg.train.batch_size, seed=cfg.seed, shard=dp.shard,
+                               drop_remainder=cfg.train.drop_last)
     rng = jax.random.PRNGKey(cfg.seed)
     init_rng, state_rng = jax.random.split(rng)
     variables, batch = init_variables(model, cfg, ds.train, init_rng)
@@ -301,6 +315,9 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     extra = {"project": project} if project is not None else {}
     if out_terms:
         extra["output_terms"] = out_terms
+    authors_failure = cfg.train.failure == "nan"
+    if authors_failure:
+        extra["failure"] = cfg.train.failure
     train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers), **extra)
     has_validation = len(ds.validation) > 0
 
@@ -330,8 +347,13 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
             ckpt_now = step % cfg.train.checkpoint_every == 0 or step == num_steps
             if log_now or eval_now or ckpt_now:
                 history = [(s, to_host(m)) for s, m in history]
-                _check_finite(history, last_good)
-                _check_finite_params(state.params, step, last_good)
+                if authors_failure:
+                    _check_failed(history, last_good)
+                    history = [(s, {k: v for k, v in m.items() if k != "failed"})
+                               for s, m in history]
+                else:
+                    _check_finite(history, last_good)
+                    _check_finite_params(state.params, step, last_good)
                 dt = time.perf_counter() - t_last
                 rate = (step - n_last) * cfg.train.batch_size / max(dt, 1e-9)
                 mean = {k: float(np.mean([m[k] for _, m in history])) for k in history[-1][1]}

@@ -4,6 +4,7 @@ without TensorFlow (tensorboardX), and learning-curve plots."""
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 
@@ -34,6 +35,9 @@ class MetricsWriter:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
+            # a diverging run logs Inf/NaN losses on purpose (metrics.csv keeps them): one
+            # warning line per value from tensorboardX would bury the progress output
+            logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
             self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"),
                                     purge_step=resume_step + 1 if resume_step else None)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import flax.traverse_util as traverse_util
+import jax
+import jax.numpy as jnp
 import optax
 import optax.contrib
 
@@ -46,21 +50,73 @@ def make_schedule(lr: float, total_steps: int, warmup_steps: int, schedule: str)
     return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(total_steps, warmup_steps + 1))
 
 
+class TorchPlateauState(NamedTuple):
+    scale: jax.Array  # () learning-rate factor applied to the updates
+    best: jax.Array  # () best epoch-mean loss so far
+    num_bad: jax.Array  # () epochs without a relative improvement of rtol
+    count: jax.Array  # () steps seen in the current epoch
+    total: jax.Array  # () sum of their losses
+
+
+def torch_reduce_on_plateau(factor: float, patience: int, rtol: float,
+                            accumulation_size: int) -> optax.GradientTransformationExtraArgs:
+    """torch ``ReduceLROnPlateau(mode="min", threshold_mode="rel", cooldown=0)`` stepped once per
+    epoch of ``accumulation_size`` steps on the epoch-mean ``value``: an epoch improves if its
+    mean is below ``best * (1 - rtol)``; the scale is multiplied by ``factor`` when the bad
+    epochs *exceed* ``patience`` (the 6th bad epoch for patience 5), and the new scale applies
+    from the next epoch's first step. (``optax.contrib.reduce_on_plateau`` cuts at the
+    ``patience``-th bad epoch and applies the cut to the epoch's last step already.)"""
+
+    def init(params):
+        del params
+        f = jnp.float32
+        return TorchPlateauState(jnp.ones((), f), jnp.asarray(jnp.inf, f), jnp.zeros((), jnp.int32),
+                                 jnp.zeros((), jnp.int32), jnp.zeros((), f))
+
+    def update(updates, state, params=None, *, value, **extra):
+        del params, extra
+        updates = jax.tree.map(lambda g: state.scale * g, updates)
+        count, total = state.count + 1, state.total + jnp.asarray(value, jnp.float32)
+        mean = total / count
+        improved = mean < state.best * (1.0 - rtol)
+        num_bad = jnp.where(improved, 0, state.num_bad + 1)
+        cut = num_bad > patience
+        at_end = count == accumulation_size
+        new = TorchPlateauState(
+            scale=jnp.where(at_end & cut, state.scale * factor, state.scale),
+            best=jnp.where(at_end & improved, mean, state.best),
+            num_bad=jnp.where(at_end, jnp.where(cut, 0, num_bad), state.num_bad),
+            count=jnp.where(at_end, 0, count), total=jnp.where(at_end, 0.0, total))
+        return updates, new
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def plateau_transform(optim_cfg, steps_per_epoch: int):
+    """The learning-rate cut of the ``adam_l2`` recipe (``optim.plateau_semantics``: optax's or
+    torch's) on the mean loss of every ``steps_per_epoch`` steps."""
+    size = max(1, steps_per_epoch)
+    if optim_cfg.plateau_semantics == "torch":
+        return torch_reduce_on_plateau(optim_cfg.plateau_factor, optim_cfg.plateau_patience,
+                                       optim_cfg.plateau_rtol, size)
+    return optax.contrib.reduce_on_plateau(factor=optim_cfg.plateau_factor,
+                                           patience=optim_cfg.plateau_patience,
+                                           rtol=optim_cfg.plateau_rtol, accumulation_size=size)
+
+
 def paper3_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
     """The selective-SSM paper's recipe (torch ``Adam(weight_decay)`` + ``clip_grad_norm_`` +
     ``ReduceLROnPlateau`` stepped once per epoch on the epoch-mean loss), from optax pieces:
     clip the global norm (``grad_clip``, 0 = off), add ``weight_decay * params`` to the
-    gradient (coupled L2, as torch's Adam), Adam at constant ``lr``, then scale by
-    ``reduce_on_plateau`` whose value is the mean loss over ``steps_per_epoch`` steps."""
+    gradient (coupled L2, as torch's Adam), Adam at constant ``lr``, then scale by the plateau
+    cut (:func:`plateau_transform`) on the mean loss over ``steps_per_epoch`` steps."""
     parts = []
     if optim_cfg.grad_clip > 0:
         parts.append(optax.clip_by_global_norm(optim_cfg.grad_clip))
     if optim_cfg.weight_decay > 0:
         parts.append(optax.add_decayed_weights(optim_cfg.weight_decay))
     parts += [optax.adam(optim_cfg.lr, b1=optim_cfg.b1, b2=optim_cfg.b2),
-              optax.contrib.reduce_on_plateau(
-                  factor=optim_cfg.plateau_factor, patience=optim_cfg.plateau_patience,
-                  rtol=optim_cfg.plateau_rtol, accumulation_size=max(1, steps_per_epoch))]
+              plateau_transform(optim_cfg, steps_per_epoch)]
     return optax.chain(*parts)
 
 

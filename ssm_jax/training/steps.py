@@ -72,14 +72,35 @@ def collapse_penalty(outputs, min_std: float = 0.1):
     return jnp.maximum(0.0, min_std - std_zero_grad(jax.nn.sigmoid(outputs), ddof=1))
 
 
+FAILURES = ("nonfinite", "nan")
+
+
+def step_failed(failure: str, metrics, grads, new_params) -> jax.Array:
+    """() bool: this training step has failed the run.
+
+    ``failure="nonfinite"``: the loss or a new parameter is NaN/Inf. ``"nan"``: the selective-SSM
+    authors' checks (``train_selective_ssm.py``): NaN or Inf outputs, a NaN loss or a NaN
+    gradient; an Inf loss or gradient passes (a NaN new parameter counts too: it makes the next
+    step's outputs NaN). ``metrics`` needs ``outputs_finite`` for "nan" (:func:`make_loss` with
+    ``check_outputs=True``).
+    """
+    any_leaf = lambda tree, f: jnp.any(jnp.stack([jnp.any(f(x)) for x in jax.tree.leaves(tree)]))
+    if failure == "nan":
+        return (~metrics["outputs_finite"] | jnp.isnan(metrics["loss"])
+                | any_leaf(grads, jnp.isnan) | any_leaf(new_params, jnp.isnan))
+    return ~jnp.isfinite(metrics["loss"]) | any_leaf(new_params, lambda x: ~jnp.isfinite(x))
+
+
 def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
-              output_terms: Mapping[str, tuple[float, Callable]] | None = None):
+              output_terms: Mapping[str, tuple[float, Callable]] | None = None,
+              check_outputs: bool = False):
     """The training objective: ``loss_fn(params, apply_fn, batch_stats, batch, rng, weights=None)
     -> (total, (metrics, new batch_stats))``.
 
     ``terms`` and ``output_terms`` are as in :func:`make_steps`; ``weights`` (``{name:
     weight}``) overrides the weight of a term for this call (a traced value: the vectorized
-    trainer passes one weight per member under ``jax.vmap``).
+    trainer passes one weight per member under ``jax.vmap``). ``check_outputs``: the metrics
+    hold ``outputs_finite`` (a () bool, for :func:`step_failed`'s "nan" rule).
     """
     terms = dict(terms or {})
     output_terms = dict(output_terms or {})
@@ -108,6 +129,8 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
             metrics[name] = value
             total = total + weights.get(name, weight) * value
         metrics["loss"] = total
+        if check_outputs:
+            metrics["outputs_finite"] = jnp.all(jnp.isfinite(out))
         return total, (metrics, updates.get("batch_stats", batch_stats))
 
     return loss_fn
@@ -115,7 +138,7 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
 
 def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
                output_terms: Mapping[str, tuple[float, Callable]] | None = None,
-               project: Callable | None = None):
+               project: Callable | None = None, failure: str | None = None):
     """Build ``train_step(state, batch) -> (state, metrics)`` and ``eval_step(state, batch)``.
 
     Args:
@@ -126,12 +149,14 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         model outputs (e.g. :func:`collapse_penalty`).
       project: None, or ``project(old_params, new_params) -> params`` applied after every
         optimizer step (e.g. paper 2's Re <= 0 projection).
+      failure: None, or a rule of :func:`step_failed`: the train metrics then hold ``failed``
+        (a () bool of the step, not a mean to log).
 
     ``train_step`` returns per-batch means (``loss`` is the total objective, ``task_loss``
     the task part, one entry per term). ``eval_step`` returns sums weighted by
     ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
     """
-    objective = make_loss(head, terms, output_terms)
+    objective = make_loss(head, terms, output_terms, check_outputs=failure == "nan")
 
     def loss_fn(params, state, batch, rng):
         return objective(params, state.apply_fn, state.batch_stats, batch, rng)
@@ -145,6 +170,9 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         new_state = state.apply_gradients(grads, batch_stats, value=metrics["loss"])
         if project is not None:
             new_state = new_state.replace(params=project(state.params, new_state.params))
+        if failure is not None:
+            metrics["failed"] = step_failed(failure, metrics, grads, new_state.params)
+            metrics.pop("outputs_finite", None)
         return new_state, metrics
 
     @jax.jit

@@ -25,8 +25,9 @@ exactly as the trainer writes it: ``config.json``, ``metrics.csv``, orbax checkp
 last ones by step and the best by validation score, in the trainer's tree, so
 :func:`~ssm_jax.training.checkpoint.load_variables` reads them), ``report.json`` and the
 curves. A killed group resumes from its members' checkpoints (when all of them hold the same
-latest step). A member whose loss or parameters become NaN/Inf stops updating from that step
-on (its parameters stay those of the step before) and its report says ``failed_step``; the
+latest step). A member that fails a step (``train.failure``: by default a NaN/Inf loss or
+parameter, see :func:`~ssm_jax.training.steps.step_failed`) stops updating from that step on
+(its parameters stay those of the step before) and its report says ``failed_step``; the
 others go on.
 """
 
@@ -47,9 +48,10 @@ from ssm_jax.layers import find_layers
 from ssm_jax.training.checkpoint import Checkpoints
 from ssm_jax.training.config import Config, config_changes, parse_config, save_config
 from ssm_jax.training.metrics import MetricsWriter
+from ssm_jax.training.optim import plateau_transform
 from ssm_jax.training.sharding import DataParallel
 from ssm_jax.training.state import TrainState
-from ssm_jax.training.steps import make_loss, make_steps
+from ssm_jax.training.steps import make_loss, make_steps, step_failed
 from ssm_jax.training.workdir import (WorkdirLock, check_resume, prepare_workdir,
                                       write_fingerprint)
 
@@ -80,9 +82,7 @@ def _unit_optimizer(cfg: Config, spe: int):
     """adam_l2 without its learning rate, clip and L2 (the step applies those per member)."""
     o = cfg.optim
     return optax.chain(optax.scale_by_adam(b1=o.b1, b2=o.b2), optax.scale(-1.0),
-                       optax.contrib.reduce_on_plateau(
-                           factor=o.plateau_factor, patience=o.plateau_patience,
-                           rtol=o.plateau_rtol, accumulation_size=max(1, spe)))
+                       plateau_transform(o, spe))
 
 
 def _stack(trees):
@@ -175,7 +175,7 @@ def _train_members(cfgs, workdirs, progress) -> list:
     out_terms = output_terms(widest)
     weights = {name: jnp.asarray(w, jnp.float32) for name, w in
                (("reg", lam), ("collapse", cws)) if name in terms or name in out_terms}
-    objective = make_loss(model.head, terms, out_terms)
+    objective = make_loss(model.head, terms, out_terms, check_outputs=base.train.failure == "nan")
     project = real_part_projection(base.init, layers)
 
     adam_l2 = base.optim.recipe == "adam_l2"
@@ -207,9 +207,8 @@ def _train_members(cfgs, workdirs, progress) -> list:
         p_new = optax.apply_updates(p, updates)
         if project is not None:
             p_new = project(p, p_new)
-        finite = jnp.isfinite(metrics["loss"]) & jnp.all(jnp.stack(
-            [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(p_new)]))
-        keep = alive & finite
+        keep = alive & ~step_failed(base.train.failure, metrics, grads, p_new)
+        metrics.pop("outputs_finite", None)
         new = {"step": st["step"] + 1, "params": p_new, "opt_state": s_new, "batch_stats": bs,
                "rng": st["rng"]}
         new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, st)
@@ -218,7 +217,8 @@ def _train_members(cfgs, workdirs, progress) -> list:
 
     step_fn = jax.jit(jax.vmap(member_step))
 
-    fresh_iters = lambda: [BatchIterator(ds.train, c.train.batch_size, seed=c.seed)
+    fresh_iters = lambda: [BatchIterator(ds.train, c.train.batch_size, seed=c.seed,
+                                         drop_remainder=c.train.drop_last)
                            for c, ds in zip(cfgs, datasets)]
     iters = fresh_iters()
     ckpts = [Checkpoints(w, c.train.keep_checkpoints) for w, c in zip(workdirs, cfgs)]

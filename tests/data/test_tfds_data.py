@@ -181,3 +181,34 @@ def test_paper3_imdb_task_trains_without_validation(tfds_dir, tmp_path):
     report = train_and_evaluate(parse_config(c), str(tmp_path / "run"))
     assert report["selection"] == "last" and report["validation"] == {}
     assert report["num_steps"] == 6 and 0.0 <= report["test"]["accuracy"] <= 1.0
+
+
+def test_imdb_wordpiece_with_a_vocabulary_built_here(tfds_dir, tmp_path):
+    """data.tokenizer='wordpiece': lower-cased WordPiece ids [CLS] ... [SEP], truncated to
+    seq_len and right-padded with [PAD], from a vocab.txt (here a tiny one written by the test;
+    bert-base-uncased's vocab.txt works the same when a user provides it)."""
+    pytest.importorskip("tokenizers")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "film", "great", "aw",
+             "##ful", "x", "##x", "ok"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n")
+    ids = {t: i for i, t in enumerate(vocab)}
+    cfg = {"name": "imdb", "tfds_name": "ssm_jax_test_text", "data_dir": str(tfds_dir),
+           "seq_len": 6, "use_cache": False, "validation_fraction": 0.0,
+           "tokenizer": "wordpiece", "vocab_file": str(path)}
+    ds = get_dataset(cfg)
+    assert ds.info.vocab_size == len(vocab)
+    expected = {"great": [ids["[CLS]"], ids["great"], ids["[SEP]"], 0, 0, 0],
+                "awful": [ids["[CLS]"], ids["aw"], ids["##ful"], ids["[SEP]"], 0, 0]}
+    want = [np.asarray(v, np.int32) for v in expected.values()]
+    assert _pairs(ds.test.inputs, ds.test.labels) == _pairs(want, [0, 1])
+    assert sorted(ds.test.lengths.tolist()) == [3, 4]
+    rows = {tuple(r) for r in ds.train.inputs.tolist()}
+    assert (ids["[CLS]"], ids["good"], ids["film"], ids["[SEP]"], 0, 0) in rows
+    # "x" * 50 is one wordpiece run x ##x ##x ...: truncated to 6 with [SEP] kept
+    assert (ids["[CLS]"], ids["x"], ids["##x"], ids["##x"], ids["##x"], ids["[SEP]"]) in rows
+    assert (ids["[CLS]"], ids["ok"], ids["[SEP]"], 0, 0, 0) in rows
+    with pytest.raises(FileNotFoundError, match="vocab_file"):
+        get_dataset({**cfg, "vocab_file": str(tmp_path / "missing.txt")})
+    with pytest.raises(ValueError, match="tokenizer"):
+        get_dataset({**cfg, "tokenizer": "bpe"})

@@ -25,10 +25,17 @@ def run(module, tmp_path, *overrides):
 def test_unstable_init_loss_grows_with_T(tmp_path):
     out, summary, claims = run(unstable_init, tmp_path)
     rows = read_csv(out / "table.csv")
-    losses = [float(r["epoch1_loss"]) for r in rows]
-    assert [int(r["T"]) for r in rows] == [10, 40, 80]
-    assert losses[0] < losses[1] < losses[2]  # the effect: the unstable init's loss grows with T
+    assert sorted({r["seed"] for r in rows}) == ["0", "1"]  # the tiny scale's 2 seeds
+    for seed in ("0", "1"):
+        mine = [r for r in rows if r["seed"] == seed]
+        losses = [float(r["epoch1_loss"]) for r in mine]
+        assert [int(r["T"]) for r in mine] == [10, 40, 80]
+        assert losses[0] < losses[1] < losses[2]  # the effect: the loss grows with T
     assert claims[0].verdict == "reproduced"
+    per_T = read_csv(out / "per_T.csv")
+    assert [int(r["T"]) for r in per_T] == [10, 40, 80] and all(r["seeds"] == "2" for r in per_T)
+    for r in per_T:  # the spread over seeds: the median lies in the range
+        assert float(r["epoch1_low"]) <= float(r["epoch1_median"]) <= float(r["epoch1_high"])
     assert (out / "unstable_init.png").stat().st_size > 1000
     curves = read_csv(out / "curves.csv")
     assert {c["metric"] for c in curves} == {"s_A", "loss"}
@@ -38,9 +45,11 @@ def test_unstable_init_loss_grows_with_T(tmp_path):
 
 def test_sA_sweep_unstable_init_fails(tmp_path):
     out, summary, claims = run(sA_sweep, tmp_path)
-    rows = {float(r["s_A_init"]): r for r in read_csv(out / "table.csv")}
-    assert rows[2.0]["success"] == "False" and float(rows[2.0]["last_loss"]) > 1e3
-    assert rows[-0.1]["success"] == "True" and rows[0.0]["success"] == "True"
+    table = read_csv(out / "table.csv")
+    for seed in ("0", "1"):
+        rows = {float(r["s_A_init"]): r for r in table if r["seed"] == seed}
+        assert rows[2.0]["success"] == "False"
+        assert rows[-0.1]["success"] == "True" and rows[0.0]["success"] == "True"
     assert claims[0].verdict == "reproduced"
 
 
@@ -72,10 +81,10 @@ def test_seed_retry_replaces_seeds_nan_in_epoch_one(tmp_path):
     task = exp.tasks["majority"]
 
     def member(seed):
-        changes = {"seed": seed}
+        changes = {}
         if seed == 1:
             changes["optim.lr"] = 1e30  # diverges in the first epoch
-        cfg = common.run_config(task, "majority", 10, str(tmp_path / "data"), **changes)
+        cfg = common.run_config(task, "majority", 10, exp.settings, seed, **changes)
         return sweeps.Run(f"T10_s{seed}", cfg, dict(task="majority", T=10, seed=seed))
 
     rows = common.train_with_retries(member, [1, 2], str(tmp_path), max_retries=2)
@@ -113,3 +122,67 @@ def test_imdb_without_prepared_data_stops_before_compute(tmp_path, name):
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr[-2000:]
     assert "'imdb'" in lines[0] and "not prepared" in lines[0] and "tfds build" in lines[0]
     assert not (out / "runs").exists()
+
+
+def test_protocol_data_seed_readout_and_the_authors_listops_files(tmp_path):
+    """The authors' protocol as options: the majority data seed is the run's seed ('fixed':
+    the task's), ListOps reads the authors' released folder for a length when it is there
+    (their naming, header-only validation file) and is generated otherwise, and its read-out
+    is the last padded position ('last_token': ours)."""
+    import dataclasses
+
+    from ssm_jax.data import listops
+
+    exp = load("configs/paper3/unstable_init.py:tiny", unstable_init.Settings)
+    maj = exp.tasks["majority"]
+    e = exp.settings
+    assert common.run_config(maj, "majority", 10, e, 3).data["seed"] == 3
+    fixed = dataclasses.replace(e, data_seed="fixed")
+    assert common.run_config(maj, "majority", 10, fixed, 3).data["seed"] == maj.data["seed"]
+
+    lst = exp.tasks["listops"].replace(**{"data.num_train": 6, "data.num_test": 4})
+    root = tmp_path / "authors"
+    d = root / "Tmin=15_Tmax=25_num_train_samples=6_num_valid_samples=0_num_test_samples=4"
+    d.mkdir(parents=True)
+    rows = listops.generate(10, seed=1, min_length=16, max_length=24)
+    listops.write_tsv(d / "basic_train.tsv", rows[:6])
+    listops.write_tsv(d / "basic_val.tsv", [])
+    listops.write_tsv(d / "basic_test.tsv", rows[6:])
+    mine = dataclasses.replace(e, listops_data_dir=str(root), data_dir=str(tmp_path / "gen"))
+    cfg = common.run_config(lst, "listops", 20, mine, 0)
+    assert cfg.data["data_dir"] == str(d) and cfg.data["seq_len"] == 24
+    assert cfg.model.pooling == "last_position"
+    assert not (tmp_path / "gen").exists()  # nothing generated for a length the authors ship
+    ours = dataclasses.replace(mine, readout="last_token")
+    assert common.run_config(lst, "listops", 20, ours, 0).model.pooling == "last"
+    cfg = common.run_config(lst, "listops", 30, mine, 0)  # no released folder: generated
+    assert cfg.data["data_dir"].startswith(str(tmp_path / "gen"))
+
+
+def test_sA_sweep_gives_every_value_its_own_init_draw_and_a_seed_its_data():
+    exp = load("configs/paper3/sA_sweep.py:tiny", sA_sweep.Settings)
+    (group,) = sA_sweep.groups(exp)
+    n = len(exp.settings.s_A_values)
+    assert len(group) == n * exp.settings.num_seeds
+    init_seeds = [r.cfg.seed for r in group]
+    assert len(set(init_seeds)) == len(group)  # one init draw per (seed, s_A) run
+    for seed in range(exp.settings.num_seeds):
+        mine = [r for r in group if r.meta["seed"] == seed]
+        assert {r.cfg.data["seed"] for r in mine} == {seed}  # a seed's runs share their data
+
+
+def test_toward_zero_verdicts():
+    """The "s_A is driven toward zero" rule: a sign test of final s_A below the init and the
+    bootstrap interval of the median below the tolerance; inconclusive without judged runs."""
+    rows = lambda values: [dict(final_sA=v) for v in values]
+    init = lambda r: 0.1
+    assert common.toward_zero([], init, 0.05, 0.05)[0] == "inconclusive"
+    down = rows([0.01, -0.02, 0.03, 0.0, -0.05, 0.02, 0.06, 0.01])
+    verdict, text = common.toward_zero(down, init, 0.05, 0.05)
+    assert verdict == "reproduced" and "8 of 8 end below their init" in text
+    assert common.toward_zero(rows([0.2, 0.15, 0.3, 0.12, 0.25, 0.4]), init, 0.05, 0.05)[0] \
+        == "not reproduced"  # rising
+    # below the init but clearly unstable (interval above the tolerance): not stable
+    assert common.toward_zero(rows([0.08, 0.09, 0.085, 0.07, 0.095, 0.09]), init, 0.05, 0.05)[0] \
+        == "not reproduced"
+    assert common.toward_zero(rows([0.05, 0.2]), init, None, 0.05)[0] == "inconclusive"

@@ -1,5 +1,8 @@
 """Table helpers: mean ± std, intervals, markdown and CSV."""
 
+import math
+
+import numpy as np
 import pytest
 
 from experiments import tables
@@ -24,3 +27,27 @@ def test_t_interval_against_the_formula():
     half = t.ppf(0.95, 3) * sd / 2
     assert (mean, lo, hi) == pytest.approx((3.5, 3.5 - half, 3.5 + half))
     assert tables.t_interval([1.0])[1] != tables.t_interval([1.0])[1]  # NaN with one value
+
+
+def test_sign_test_worked_by_hand():
+    from experiments.tables import sign_test
+
+    assert sign_test(5, 5)[0] == pytest.approx(1 / 32)  # all five below: (1/2)^5
+    assert sign_test(4, 5)[0] == pytest.approx(6 / 32)  # P(X >= 4) = (5 + 1) / 32
+    assert sign_test(0, 5)[1] == pytest.approx(1 / 32)
+    assert all(math.isnan(p) for p in sign_test(0, 0))
+
+
+def test_bootstrap_interval_against_a_loop_written_here():
+    from experiments.tables import bootstrap_interval
+
+    values = [0.3, -0.1, 0.05, 0.2, 0.0, 0.15, None, float("nan")]
+    point, low, high = bootstrap_interval(values, resamples=500, seed=3)
+    v = np.array([0.3, -0.1, 0.05, 0.2, 0.0, 0.15])
+    rng = np.random.default_rng(3)
+    draws = rng.choice(v, size=(500, 6), replace=True)
+    meds = sorted(float(np.median(d)) for d in draws)
+    assert point == pytest.approx(np.median(v))
+    assert (low, high) == pytest.approx(tuple(np.quantile(meds, [0.025, 0.975])))
+    assert low <= point <= high
+    assert bootstrap_interval([1.0, 1.0, 1.0])[1:] == (1.0, 1.0)

@@ -151,3 +151,96 @@ def test_std_zero_grad_matches_jnp_std_and_its_gradient_elsewhere():
     assert float(std_zero_grad(x)) == pytest.approx(float(jnp.std(x, ddof=1)), rel=1e-6)
     np.testing.assert_allclose(np.asarray(jax.grad(std_zero_grad)(x)),
                                np.asarray(jax.grad(lambda v: jnp.std(v, ddof=1))(x)), rtol=1e-5)
+
+
+def _torch_plateau_lrs(epoch_losses, factor, patience, rtol):
+    """torch.optim.lr_scheduler.ReduceLROnPlateau (mode min, rel threshold, cooldown 0) written
+    out: the lr factor in force during each epoch."""
+    best, bad, scale, out = float("inf"), 0, 1.0, []
+    for loss in epoch_losses:
+        out.append(scale)
+        if loss < best * (1 - rtol):
+            best, bad = loss, 0
+        else:
+            bad += 1
+        if bad > patience:
+            scale, bad = scale * factor, 0
+    return out
+
+
+@pytest.mark.parametrize("semantics", ["torch", "optax"])
+def test_plateau_semantics_torch_matches_the_torch_scheduler(semantics):
+    from ssm_jax.training.optim import plateau_transform
+
+    cfg = parse_config(default_config()).replace(**{
+        "optim.recipe": "adam_l2", "optim.plateau_patience": 2, "optim.plateau_factor": 0.5,
+        "optim.plateau_rtol": 0.01, "optim.plateau_semantics": semantics})
+    spe = 3
+    epoch_losses = [5.0, 4.0, 4.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+    tx = plateau_transform(cfg.optim, spe)
+    p = {"w": jnp.zeros(2)}
+    state, scales = tx.init(p), []
+    for loss in epoch_losses:
+        for _ in range(spe):  # the step's loss; the epoch mean is `loss`
+            u, state = tx.update({"w": jnp.ones(2)}, state, p, value=jnp.float32(loss))
+            scales.append(float(u["w"][0]))
+    per_epoch = [scales[i * spe] for i in range(len(epoch_losses))]  # the scale at an epoch's start
+    expected = _torch_plateau_lrs(epoch_losses, 0.5, 2, 0.01)
+    if semantics == "torch":
+        assert per_epoch == pytest.approx(expected)
+        assert all(scales[i] == scales[i - i % spe] for i in range(len(scales)))  # whole epochs
+    else:  # optax cuts one bad epoch earlier: the torch option is what differs
+        assert per_epoch != pytest.approx(expected)
+
+
+def test_keep_last_partial_batch_counts_the_authors_steps_per_epoch():
+    from ssm_jax.training.loop import steps_per_epoch
+
+    cfg = parse_config(default_config()).replace(**{"train.batch_size": 64})
+    assert steps_per_epoch(cfg, 1000) == 15
+    assert steps_per_epoch(cfg.replace(**{"train.drop_last": False}), 1000) == 16
+
+
+def test_keep_last_partial_batch_trains_it(tmp_path):
+    c = default_config()
+    c.data.update(name="majority", seq_len=10, num_train=40, num_val=8, num_test=16)
+    apply_overrides(c, paper_overrides(["train.num_epochs=2", "train.drop_last=false"]))
+    from ssm_jax.training.loop import train_and_evaluate
+
+    report = train_and_evaluate(parse_config(c), str(tmp_path / "run"))
+    assert report["num_steps"] == 2 * 3  # 16 + 16 + 8 examples per epoch
+
+
+def _failed(rule, loss, out, grad, new):
+    from ssm_jax.training.steps import step_failed
+
+    metrics = {"loss": jnp.float32(loss), "outputs_finite": jnp.all(jnp.isfinite(jnp.asarray(out)))}
+    return bool(step_failed(rule, metrics, {"g": jnp.asarray(grad)}, {"p": jnp.asarray(new)}))
+
+
+def test_failure_rules_ours_and_the_authors():
+    inf, nan = float("inf"), float("nan")
+    ok = dict(loss=1.0, out=[1.0], grad=[1.0], new=[1.0])
+    for rule in ("nonfinite", "nan"):
+        assert not _failed(rule, **ok)
+        assert _failed(rule, **{**ok, "loss": nan})
+        assert _failed(rule, **{**ok, "new": [nan]})
+    # an Inf loss or gradient passes the authors' checks, not ours
+    assert _failed("nonfinite", **{**ok, "loss": inf})
+    assert not _failed("nan", **{**ok, "loss": inf})
+    assert not _failed("nan", **{**ok, "grad": [inf]})
+    # NaN gradients and Inf outputs fail the authors' run
+    assert _failed("nan", **{**ok, "grad": [nan]})
+    assert _failed("nan", **{**ok, "out": [inf]})
+    assert not _failed("nonfinite", **{**ok, "out": [inf]})
+
+
+def test_authors_failure_rule_in_the_trainer_names_the_step(tmp_path):
+    from ssm_jax.training.loop import NonFiniteError, train_and_evaluate
+
+    c = default_config()
+    c.data.update(name="majority", seq_len=10, num_train=32, num_val=8, num_test=16)
+    apply_overrides(c, paper_overrides(["train.failure=nan", "optim.lr=1e30"]))
+    with pytest.raises(NonFiniteError, match="NaN/Inf outputs, a NaN loss or a NaN gradient") as e:
+        train_and_evaluate(parse_config(c), str(tmp_path / "run"))
+    assert e.value.step is not None and e.value.step <= 6
