@@ -263,6 +263,26 @@ def exploded(row, threshold: float) -> bool:
     return not (loss <= threshold)
 
 
+def run_outcome(row, settings) -> dict:
+    """The per-run columns of the Figure 1 and 5 tables: epoch-1 and last loss, final s_A,
+    whether the init exploded (``settings.explode_threshold``) and whether training succeeded
+    (``settings.loss_threshold``)."""
+    return dict(epoch1_loss=epoch_loss(row, 1), last_loss=last_loss(row),
+                final_sA=final(row, "s_A"), exploded=exploded(row, settings.explode_threshold),
+                success=succeeded(row, settings.loss_threshold))
+
+
+def write_curves(path: str, rows) -> str:
+    """``curves.csv``: the epoch-mean loss and s_A of every run, one row per (run, epoch)."""
+    from experiments import tables
+
+    return tables.write_csv(path, [
+        dict(run_id=r["run_id"], epoch=ep, metric=m, value=v)
+        for r in rows for m, c in (("loss", r["curves"]["loss"]),
+                                   ("s_A", r["curves"]["params"].get("s_A", {})))
+        for ep, v in sorted(c.items())], ["run_id", "epoch", "metric", "value"])
+
+
 def spread(values) -> dict:
     """Median, min and max of the finite ``values`` and how many were not finite."""
     v = np.asarray([x for x in values if x is not None], float)
@@ -272,22 +292,29 @@ def spread(values) -> dict:
                 nonfinite=int(len(v) - len(f)))
 
 
-def seed_summary(rows, key, explode_threshold: float, loss_threshold: float) -> list:
-    """One row per value of ``key`` (e.g. T or the initial s_A) over a group's seeds: the
-    number of seeds, how many exploded at init, how many succeeded, how many did both, the
-    spread of the epoch-1 loss (median, range) and the final s_A of the runs that did both."""
+def seed_summary(table, tasks, key: str, paper: dict, paper_columns: dict) -> list:
+    """One row per task and value of ``key`` (e.g. T or the initial s_A) over the seeds of
+    ``table`` (rows with ``exploded``, ``success``, ``epoch1_loss``, ``final_sA``): the number
+    of seeds, how many exploded at init, succeeded, did both; the epoch-1 loss median and range;
+    the final s_A of the runs that did both; and the paper's one-draw numbers
+    (``{column: index into paper[task][value]}``)."""
     out = []
-    for k in dict.fromkeys(r[key] for r in rows):
-        g = [r for r in rows if r[key] == k]
-        e1 = spread(r["epoch1_loss"] for r in g)
-        both = [r for r in g if r["exploded"] and r["success"]]
-        sa = spread(r["final_sA"] for r in both)
-        out.append({key: k, "seeds": len(g), "exploded": sum(r["exploded"] for r in g),
-                    "succeeded": sum(r["success"] for r in g), "exploded_and_succeeded": len(both),
-                    "epoch1_median": e1["median"], "epoch1_low": e1["low"],
-                    "epoch1_high": e1["high"], "epoch1_nonfinite": e1["nonfinite"],
-                    "final_sA_median": sa["median"], "final_sA_low": sa["low"],
-                    "final_sA_high": sa["high"]})
+    for task in tasks:
+        mine = [r for r in table if r["task"] == task]
+        for k in dict.fromkeys(r[key] for r in mine):
+            g = [r for r in mine if r[key] == k]
+            e1 = spread(r["epoch1_loss"] for r in g)
+            both = [r for r in g if r["exploded"] and r["success"]]
+            sa = spread(r["final_sA"] for r in both)
+            ref = paper_lookup(paper, task, k)
+            out.append({"task": task, key: k, "seeds": len(g),
+                        "exploded": sum(r["exploded"] for r in g),
+                        "succeeded": sum(r["success"] for r in g),
+                        "exploded_and_succeeded": len(both), "epoch1_median": e1["median"],
+                        "epoch1_low": e1["low"], "epoch1_high": e1["high"],
+                        "epoch1_nonfinite": e1["nonfinite"], "final_sA_median": sa["median"],
+                        "final_sA_low": sa["low"], "final_sA_high": sa["high"],
+                        **{c: ref[i] if ref else math.nan for c, i in paper_columns.items()}})
     return out
 
 

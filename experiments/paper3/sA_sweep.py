@@ -94,29 +94,16 @@ def execute(exp, directory, gs, bar) -> dict:
         task, s = r["meta"]["task"], r["meta"]["s_A"]
         paper = common.paper_lookup(common.PAPER_SWEEP, task, s)
         table.append(dict(task=task, T=r["meta"]["T"], s_A_init=s, seed=r["meta"]["seed"],
-                          epoch1_loss=common.epoch_loss(r, 1), last_loss=common.last_loss(r),
-                          final_sA=common.final(r, "s_A"),
-                          exploded=common.exploded(r, e.explode_threshold),
-                          success=common.succeeded(r, e.loss_threshold),
-                          paper_final_sA=paper[0] if paper else math.nan,
+                          **common.run_outcome(r, e), paper_final_sA=paper[0] if paper else math.nan,
                           paper_last_loss=paper[1] if paper else math.nan))
     cols = ["task", "T", "s_A_init", "seed", "epoch1_loss", "last_loss", "final_sA", "exploded",
             "success", "paper_final_sA", "paper_last_loss"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
-    per_sA = []
-    for task in e.tasks:
-        for s in common.seed_summary([t for t in table if t["task"] == task], "s_A_init",
-                                     e.explode_threshold, e.loss_threshold):
-            paper = common.paper_lookup(common.PAPER_SWEEP, task, s["s_A_init"])
-            per_sA.append(dict(task=task, **s, paper_final_sA=paper[0] if paper else math.nan,
-                               paper_last_loss=paper[1] if paper else math.nan))
+    per_sA = common.seed_summary(table, e.tasks, "s_A_init", common.PAPER_SWEEP,
+                                 {"paper_final_sA": 0, "paper_last_loss": 1})
     scols = ["task", "s_A_init"] + common.SEED_SUMMARY_COLS + ["paper_final_sA", "paper_last_loss"]
     tables.write_csv(os.path.join(directory, "per_sA.csv"), per_sA, scols)
-    tables.write_csv(os.path.join(directory, "curves.csv"), [
-        dict(run_id=r["run_id"], epoch=ep, metric=m, value=v)
-        for r in rows for m, c in (("loss", r["curves"]["loss"]),
-                                   ("s_A", r["curves"]["params"].get("s_A", {})))
-        for ep, v in sorted(c.items())], ["run_id", "epoch", "metric", "value"])
+    common.write_curves(os.path.join(directory, "curves.csv"), rows)
     png = plot(rows, os.path.join(directory, "sA_sweep.png"))
     tables.write_markdown(os.path.join(directory, "table.md"), [
         f"# s_A sweep (Figure 5, {e.name})",

@@ -92,10 +92,7 @@ def execute(exp, directory, groups, bar) -> dict:
     for r in rows:
         task, T = r["meta"]["task"], r["meta"]["T"]
         paper = common.paper_lookup(common.PAPER_EXP1, task, T)
-        table.append(dict(task=task, T=T, seed=r["meta"]["seed"], epoch1_loss=common.epoch_loss(r, 1),
-                          last_loss=common.last_loss(r), final_sA=common.final(r, "s_A"),
-                          exploded=common.exploded(r, e.explode_threshold),
-                          success=common.succeeded(r, e.loss_threshold),
+        table.append(dict(task=task, T=T, seed=r["meta"]["seed"], **common.run_outcome(r, e),
                           failed_step=r["report"].get("failed_step"),
                           train_acc=r["report"]["train"].get("accuracy", math.nan),
                           paper_epoch1_loss=paper[0] if paper else math.nan,
@@ -104,23 +101,11 @@ def execute(exp, directory, groups, bar) -> dict:
     cols = ["task", "T", "seed", "epoch1_loss", "last_loss", "final_sA", "exploded", "success",
             "failed_step", "train_acc", "paper_epoch1_loss", "paper_last_loss", "paper_final_sA"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
-    per_T = []
-    for task in e.tasks:
-        for s in common.seed_summary([t for t in table if t["task"] == task], "T",
-                                     e.explode_threshold, e.loss_threshold):
-            paper = common.paper_lookup(common.PAPER_EXP1, task, s["T"])
-            per_T.append(dict(task=task, **s, paper_epoch1_loss=paper[0] if paper else math.nan,
-                              paper_final_sA=paper[2] if paper else math.nan))
+    per_T = common.seed_summary(table, e.tasks, "T", common.PAPER_EXP1,
+                                {"paper_epoch1_loss": 0, "paper_final_sA": 2})
     tcols = ["task", "T"] + common.SEED_SUMMARY_COLS + ["paper_epoch1_loss", "paper_final_sA"]
     tables.write_csv(os.path.join(directory, "per_T.csv"), per_T, tcols)
-    curve_rows = []
-    for r in rows:
-        for ep, v in sorted(r["curves"]["params"].get("s_A", {}).items()):
-            curve_rows.append(dict(run_id=r["run_id"], epoch=ep, metric="s_A", value=v))
-        for ep, v in sorted(r["curves"]["loss"].items()):
-            curve_rows.append(dict(run_id=r["run_id"], epoch=ep, metric="loss", value=v))
-    tables.write_csv(os.path.join(directory, "curves.csv"), curve_rows,
-                     ["run_id", "epoch", "metric", "value"])
+    common.write_curves(os.path.join(directory, "curves.csv"), rows)
     png = plot(e, rows, os.path.join(directory, "unstable_init.png"))
     trained = [dict(trained=r["trained"]) for r in rows]
     tables.write_markdown(os.path.join(directory, "table.md"), [
