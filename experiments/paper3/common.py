@@ -73,7 +73,7 @@ def paper_recipe(c, epochs: int, batch: int):
     c.train.update(batch_size=batch, eval_batch_size=500, num_epochs=epochs, num_steps=1,
                    eval_every=10 ** 9, checkpoint_every=10 ** 9, keep_checkpoints=1,
                    collapse_penalty=10.0, collapse_min_std=0.1, progress=False,
-                   drop_last=False, failure="nan")
+                   drop_last=False, failure="authors")
 
 
 def majority_task(T: int = 100, m: int = 1000, d: int = 4, N: int = 4, epochs: int = 40,
@@ -158,16 +158,26 @@ def authors_listops_dir(root: str, T: int, m_train: int, m_test: int) -> str | N
     d = os.path.join(root, f"Tmin={T - 5}_Tmax={T + 5}_num_train_samples={m_train}_"
                            f"num_valid_samples=0_num_test_samples={m_test}")
     names = ("basic_train.tsv", "basic_val.tsv", "basic_test.tsv")
-    return d if all(os.path.isfile(os.path.join(d, n)) for n in names) else None
+    if not all(os.path.isfile(os.path.join(d, n)) for n in names):
+        return None
+    for n in names:  # a clone without Git LFS holds pointer files where the TSVs should be
+        with open(os.path.join(d, n), encoding="utf-8", errors="replace") as f:
+            head = f.readline().rstrip("\r\n")
+        if head != "Source\tTarget":
+            raise ValueError(f"experiment.listops_data_dir: {os.path.join(d, n)} is not an LRA "
+                             f"ListOps TSV (first line {head[:60]!r}; a Git LFS pointer? fetch "
+                             "the files with git lfs pull)")
+    return d
 
 
 def run_config(task_cfg, task: str, T: int, protocol: Protocol, seed: int,
                init_seed: int | None = None, **changes):
     """The trainer config of one run of ``task`` at length ``T`` under ``protocol``.
 
-    ``seed`` is the run's seed (the authors' ``--seed``): batch order and, with
-    ``data_seed="run"``, the majority data; ``init_seed`` (default ``seed``) draws the init,
-    so the runs of an s_A sweep can share their data and differ in their init draw. ListOps
+    ``seed`` is the run's seed (the authors' ``--seed``): with ``data_seed="run"`` it draws
+    the majority data. ``init_seed`` (default ``seed``) becomes the trainer's ``seed``, which
+    draws the init and the batch order, so the runs of an s_A sweep share their data and
+    differ in both (as the authors' models and DataLoader draw from one continuing stream). ListOps
     is padded to ``T + 4`` (the longest sequence of the window, as the authors pad to the
     longest sequence of a split); every task is read out as ``protocol.readout`` says.
     """
@@ -223,15 +233,14 @@ def train_group(members, directory: str) -> list:
     rows = []
     for m, w in zip(members, dirs):
         report = _read(os.path.join(w, "report.json"))
-        n = m.cfg.data["num_train"]
-        spe = steps_per_epoch(m.cfg, n)
+        spe = steps_per_epoch(m.cfg, report.get("num_train", m.cfg.data["num_train"]))
         rows.append(dict(run_id=m.run_id, meta=m.meta, report=report, curves=curves(w, spe),
                          spe=spe, trained=bool(todo)))
     return rows
 
 
 def train_with_retries(make_member, seeds, directory: str, max_retries: int = 5) -> list:
-    """The paper's protocol: a seed whose run is NaN/Inf in epoch 1 is marked failed and the
+    """The paper's protocol: a seed whose run fails in epoch 1 is marked failed and the
     next unused seed is tried instead (up to ``max_retries`` extra seeds), all members of a
     round in one vectorized group. ``make_member(seed) -> sweeps.Run``.
 
@@ -266,8 +275,11 @@ def exploded(row, threshold: float) -> bool:
 def run_outcome(row, settings) -> dict:
     """The per-run columns of the Figure 1 and 5 tables: epoch-1 and last loss, final s_A,
     whether the init exploded (``settings.explode_threshold``) and whether training succeeded
-    (``settings.loss_threshold``)."""
-    return dict(epoch1_loss=epoch_loss(row, 1), last_loss=last_loss(row),
+    (``settings.loss_threshold``). A run that failed in epoch 1 has no epoch-1 loss (NaN; the
+    logged mean covers only the steps before the failure)."""
+    failed = row["report"].get("failed_step")
+    e1 = math.nan if failed is not None and failed <= row["spe"] else epoch_loss(row, 1)
+    return dict(epoch1_loss=e1, last_loss=last_loss(row),
                 final_sA=final(row, "s_A"), exploded=exploded(row, settings.explode_threshold),
                 success=succeeded(row, settings.loss_threshold))
 
@@ -342,11 +354,13 @@ def toward_zero(judged, init_of, tolerance: float | None, alpha: float) -> tuple
     from experiments import tables
 
     n = len(judged)
-    below = sum(r["final_sA"] < init_of(r) for r in judged)
     if not n:
         return "inconclusive", "no run succeeded after an exploding init"
-    p_down, p_up = tables.sign_test(below, n)
-    text = f"{below} of {n} end below their init (sign test p {p_down:.2g})"
+    moved = [r for r in judged if math.isfinite(r["final_sA"]) and r["final_sA"] != init_of(r)]
+    below = sum(r["final_sA"] < init_of(r) for r in moved)
+    p_down, p_up = tables.sign_test(below, len(moved))  # ties (and NaN) dropped
+    text = f"{below} of {len(moved)} end below their init (sign test p {p_down:.2g}"
+    text += f"; {n - len(moved)} ties or NaN dropped)" if len(moved) < n else ")"
     med, low, high = tables.bootstrap_interval([r["final_sA"] for r in judged])
     text += f"; median final s_A {med:.3f}, 95% bootstrap interval [{low:.3f}, {high:.3f}]"
     stable = True if tolerance is None else high < tolerance

@@ -4,7 +4,7 @@ test of the generalization gap.
     python -m experiments.paper3.length_independence --config configs/paper3/length_independence.py[:SCALE]
 
 For every task and length T: ``num_seeds`` runs from s_A = 0 trained together (one vmapped
-step); a seed whose loss is NaN/Inf in epoch 1 is marked failed and the next seed is tried
+step); a seed whose run fails in epoch 1 (``train.failure``) is marked failed and the next seed is tried
 (the paper's protocol; the failed seeds are listed). Accuracy on the full train and test
 splits at the last epoch (no validation split, as the paper). Writes ``table.csv`` /
 ``table.md`` (mean ± std per T, the paper's released means beside), ``runs.csv``,
@@ -161,7 +161,7 @@ def write(exp, directory, flat, table, trends, rows, elapsed):
         f"Mean ± std over the successful seeds (first seed {e.first_seed}); accuracy on the "
         "full train and test splits at the last epoch (no validation split). "
         f"{base.train.num_epochs} epochs for {e.tasks[0]}. Paper columns: the authors' released "
-        "means (digest 5.3). 'failed seeds': NaN/Inf in epoch 1, replaced by the next seed.",
+        "means (digest 5.3). 'failed seeds': runs that failed in epoch 1 (the recipe's train.failure rule), replaced by the next seed.",
         tables.markdown_table(md, ["task", "T", "runs", "train", "test", "gap", "sA",
                                    "paper_train", "paper_test", "paper_gap", "failed"],
                               ["task", "T", "runs", "train acc", "test acc", "gap",

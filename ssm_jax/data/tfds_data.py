@@ -190,11 +190,13 @@ class WordPiece:
         if not vocab_file or not os.path.isfile(vocab_file):
             raise FileNotFoundError(f"data.vocab_file: no WordPiece vocabulary at {vocab_file!r} "
                                     "(a BERT vocab.txt, one token per line)")
-        self.tok = BertWordPieceTokenizer(vocab_file, lowercase=True)
-        self.pad_id = self.tok.token_to_id("[PAD]")
-        missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]") if self.tok.token_to_id(t) is None]
+        with open(vocab_file, encoding="utf-8") as f:
+            tokens = {line.rstrip("\n") for line in f}
+        missing = [t for t in ("[PAD]", "[CLS]", "[SEP]", "[UNK]") if t not in tokens]
         if missing:
             raise ValueError(f"data.vocab_file {vocab_file!r} lacks the tokens {', '.join(missing)}")
+        self.tok = BertWordPieceTokenizer(vocab_file, lowercase=True)
+        self.pad_id = self.tok.token_to_id("[PAD]")
         self.vocab_size = self.tok.get_vocab_size()
 
     def encode(self, texts, seq_len: int) -> list:

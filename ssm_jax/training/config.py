@@ -125,8 +125,8 @@ class TrainOptions:
                              "it too, as a torch DataLoader with drop_last=False)")
     failure: str = option(
         "nonfinite", "when a run has failed: 'nonfinite' (a NaN/Inf loss or parameter) or "
-        "'nan' (the selective-SSM authors' checks: NaN/Inf outputs, NaN loss or NaN gradients; "
-        "an Inf loss or gradient passes)", choices=("nonfinite", "nan"))
+        "'authors' (the selective-SSM authors' checks: NaN/Inf outputs, a NaN loss or NaN "
+        "gradients; an Inf loss passes)", choices=("nonfinite", "authors"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -231,10 +231,11 @@ def _kept(last_good_step) -> str:
 
 def _check_failed(history, last_good_step):
     """Raise NonFiniteError at the first step of ``history`` whose ``failed`` flag is set (the
-    ``train.failure="nan"`` rule, :func:`ssm_jax.training.steps.step_failed`)."""
+    ``train.failure="authors"`` rule, :func:`ssm_jax.training.steps.step_failed`)."""
     for step, metrics in history:
         if bool(metrics["failed"]):
-            err = NonFiniteError(f"NaN/Inf outputs, a NaN loss or a NaN gradient at step {step}; "
+            err = NonFiniteError(f"NaN/Inf outputs, a NaN loss, gradient or parameter at step {step} "
+                                 f"(train.failure='authors'); "
                                  f"training stopped, {_kept(last_good_step)}")
             err.step = step
             raise err
@@ -282,6 +283,11 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
     workdir = prepare_workdir(workdir)  # a file or a read-only path fails here, before any compute
     with WorkdirLock(workdir, jax.process_index()):  # a second run on this workdir fails here
         ds = get_dataset(cfg.data)
+        left = len(ds.train) % cfg.train.batch_size
+        if not cfg.train.drop_last and left % dp.num_devices:
+            raise ValueError(f"train.drop_last=false: the last batch of {left} examples does not "
+                             f"split over {dp.num_devices} devices; use train.drop_last=true or "
+                             "a batch size that leaves a divisible remainder")
         model = build_model(cfg.model, ds.info)
         if model.pooling == "none" and ds.info.num_classes is not None and ds.train.labels.ndim < 2:
             raise ValueError("model.pooling='none' gives one output per position but dataset "
@@ -315,7 +321,7 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
     extra = {"project": project} if project is not None else {}
     if out_terms:
         extra["output_terms"] = out_terms
-    authors_failure = cfg.train.failure == "nan"
+    authors_failure = cfg.train.failure == "authors"
     if authors_failure:
         extra["failure"] = cfg.train.failure
     train_step, eval_step = make_steps(model.head, loss_terms(cfg, ds.train, layers), **extra)

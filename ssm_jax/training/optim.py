@@ -55,7 +55,7 @@ class TorchPlateauState(NamedTuple):
     best: jax.Array  # () best epoch-mean loss so far
     num_bad: jax.Array  # () epochs without a relative improvement of rtol
     count: jax.Array  # () steps seen in the current epoch
-    total: jax.Array  # () sum of their losses
+    total: jax.Array  # () sum of their losses / accumulation_size (no float32 overflow)
 
 
 def torch_reduce_on_plateau(factor: float, patience: int, rtol: float,
@@ -76,8 +76,9 @@ def torch_reduce_on_plateau(factor: float, patience: int, rtol: float,
     def update(updates, state, params=None, *, value, **extra):
         del params, extra
         updates = jax.tree.map(lambda g: state.scale * g, updates)
-        count, total = state.count + 1, state.total + jnp.asarray(value, jnp.float32)
-        mean = total / count
+        count = state.count + 1
+        total = state.total + jnp.asarray(value, jnp.float32) / accumulation_size
+        mean = total  # read at the epoch's end, when count == accumulation_size
         improved = mean < state.best * (1.0 - rtol)
         num_bad = jnp.where(improved, 0, state.num_bad + 1)
         cut = num_bad > patience

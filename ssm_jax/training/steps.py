@@ -60,6 +60,8 @@ def std_zero_grad(x, ddof: int = 1):
     The double ``where`` keeps the NaN out of the untaken branch's gradient as well.
     """
     x = x.reshape(-1)
+    if x.size <= ddof:  # torch: the std of one value (ddof 1) is NaN, and so is the loss
+        return jnp.full((), jnp.nan, x.dtype)
     var = jnp.sum(jnp.square(x - jnp.mean(x))) / (x.size - ddof)
     positive = var > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, var, 1.0)), 0.0)
@@ -72,20 +74,23 @@ def collapse_penalty(outputs, min_std: float = 0.1):
     return jnp.maximum(0.0, min_std - std_zero_grad(jax.nn.sigmoid(outputs), ddof=1))
 
 
-FAILURES = ("nonfinite", "nan")
+FAILURES = ("nonfinite", "authors")
 
 
 def step_failed(failure: str, metrics, grads, new_params) -> jax.Array:
     """() bool: this training step has failed the run.
 
-    ``failure="nonfinite"``: the loss or a new parameter is NaN/Inf. ``"nan"``: the selective-SSM
-    authors' checks (``train_selective_ssm.py``): NaN or Inf outputs, a NaN loss or a NaN
-    gradient; an Inf loss or gradient passes (a NaN new parameter counts too: it makes the next
-    step's outputs NaN). ``metrics`` needs ``outputs_finite`` for "nan" (:func:`make_loss` with
-    ``check_outputs=True``).
+    ``failure="nonfinite"``: the loss or a new parameter is NaN/Inf. ``"authors"``: the
+    selective-SSM authors' checks (``train_selective_ssm.py``): NaN or Inf outputs, a NaN loss
+    or a NaN gradient (``grads``: before clipping); an Inf loss passes. A NaN new parameter
+    counts too: it makes the next step's outputs NaN, so the run fails one step earlier than
+    theirs (and also after the very last step, where theirs would finish with NaN parameters).
+    An Inf gradient entry becomes NaN in the global-norm clip (in optax as in torch) and so
+    fails the run one step later. ``metrics`` needs ``outputs_finite`` for "authors"
+    (:func:`make_loss` with ``check_outputs=True``).
     """
     any_leaf = lambda tree, f: jnp.any(jnp.stack([jnp.any(f(x)) for x in jax.tree.leaves(tree)]))
-    if failure == "nan":
+    if failure == "authors":
         return (~metrics["outputs_finite"] | jnp.isnan(metrics["loss"])
                 | any_leaf(grads, jnp.isnan) | any_leaf(new_params, jnp.isnan))
     return ~jnp.isfinite(metrics["loss"]) | any_leaf(new_params, lambda x: ~jnp.isfinite(x))
@@ -100,7 +105,7 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
     ``terms`` and ``output_terms`` are as in :func:`make_steps`; ``weights`` (``{name:
     weight}``) overrides the weight of a term for this call (a traced value: the vectorized
     trainer passes one weight per member under ``jax.vmap``). ``check_outputs``: the metrics
-    hold ``outputs_finite`` (a () bool, for :func:`step_failed`'s "nan" rule).
+    hold ``outputs_finite`` (a () bool, for :func:`step_failed`'s "authors" rule).
     """
     terms = dict(terms or {})
     output_terms = dict(output_terms or {})
@@ -156,7 +161,7 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
     the task part, one entry per term). ``eval_step`` returns sums weighted by
     ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
     """
-    objective = make_loss(head, terms, output_terms, check_outputs=failure == "nan")
+    objective = make_loss(head, terms, output_terms, check_outputs=failure == "authors")
 
     def loss_fn(params, state, batch, rng):
         return objective(params, state.apply_fn, state.batch_stats, batch, rng)

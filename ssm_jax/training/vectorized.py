@@ -117,8 +117,8 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
 
     Returns:
       list of the trainer's reports (``report.json``) with, in addition, ``train`` (metrics on
-      the whole training split at the reported parameters) and ``failed_step`` (None, or the
-      first step whose loss or parameters were not finite).
+      the whole training split at the reported parameters), ``failed_step`` (None, or the
+      first step that failed the run) and ``num_train`` (training examples).
     """
     cfgs = [parse_config(c) for c in cfgs]
     if len(cfgs) != len(workdirs) or not cfgs:
@@ -175,7 +175,7 @@ def _train_members(cfgs, workdirs, progress) -> list:
     out_terms = output_terms(widest)
     weights = {name: jnp.asarray(w, jnp.float32) for name, w in
                (("reg", lam), ("collapse", cws)) if name in terms or name in out_terms}
-    objective = make_loss(model.head, terms, out_terms, check_outputs=base.train.failure == "nan")
+    objective = make_loss(model.head, terms, out_terms, check_outputs=base.train.failure == "authors")
     project = real_part_projection(base.init, layers)
 
     adam_l2 = base.optim.recipe == "adam_l2"
@@ -196,6 +196,7 @@ def _train_members(cfgs, workdirs, progress) -> list:
         grads, (metrics, bs) = jax.grad(objective, has_aux=True)(
             p, model.apply, st["batch_stats"], batch, r, w_i)
         metrics["grad_norm"] = optax.tree.norm(grads)
+        raw_grads = grads  # the failure rule reads them before clipping, as the trainer does
         if adam_l2:
             if clip > 0:
                 grads, _ = optax.clip_by_global_norm(clip).update(grads, optax.EmptyState())
@@ -207,7 +208,7 @@ def _train_members(cfgs, workdirs, progress) -> list:
         p_new = optax.apply_updates(p, updates)
         if project is not None:
             p_new = project(p, p_new)
-        keep = alive & ~step_failed(base.train.failure, metrics, grads, p_new)
+        keep = alive & ~step_failed(base.train.failure, metrics, raw_grads, p_new)
         metrics.pop("outputs_finite", None)
         new = {"step": st["step"] + 1, "params": p_new, "opt_state": s_new, "batch_stats": bs,
                "rng": st["rng"]}
@@ -309,7 +310,8 @@ def _train_members(cfgs, workdirs, progress) -> list:
             if best_step is not None else st.variables
         with contextlib.redirect_stdout(io.StringIO()):  # its one-line summary, per member
             report = final_report(cfg, w, st, ck, eval_step, ds, dp, num_steps, extra={
-                "train": evaluate_model(model, at, ds.train, bs), "failed_step": failed[i]})
+                "train": evaluate_model(model, at, ds.train, bs), "failed_step": failed[i],
+                "num_train": len(ds.train)})
         ck.close()
         reports.append(report)
     return reports

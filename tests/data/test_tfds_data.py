@@ -210,5 +210,8 @@ def test_imdb_wordpiece_with_a_vocabulary_built_here(tfds_dir, tmp_path):
     assert (ids["[CLS]"], ids["ok"], ids["[SEP]"], 0, 0, 0) in rows
     with pytest.raises(FileNotFoundError, match="vocab_file"):
         get_dataset({**cfg, "vocab_file": str(tmp_path / "missing.txt")})
+    (tmp_path / "no_sep.txt").write_text("\n".join(t for t in vocab if t != "[SEP]") + "\n")
+    with pytest.raises(ValueError, match=r"lacks the tokens \[SEP\]"):
+        get_dataset({**cfg, "vocab_file": str(tmp_path / "no_sep.txt")})
     with pytest.raises(ValueError, match="tokenizer"):
         get_dataset({**cfg, "tokenizer": "bpe"})

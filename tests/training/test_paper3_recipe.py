@@ -221,17 +221,17 @@ def _failed(rule, loss, out, grad, new):
 def test_failure_rules_ours_and_the_authors():
     inf, nan = float("inf"), float("nan")
     ok = dict(loss=1.0, out=[1.0], grad=[1.0], new=[1.0])
-    for rule in ("nonfinite", "nan"):
+    for rule in ("nonfinite", "authors"):
         assert not _failed(rule, **ok)
         assert _failed(rule, **{**ok, "loss": nan})
         assert _failed(rule, **{**ok, "new": [nan]})
     # an Inf loss or gradient passes the authors' checks, not ours
     assert _failed("nonfinite", **{**ok, "loss": inf})
-    assert not _failed("nan", **{**ok, "loss": inf})
-    assert not _failed("nan", **{**ok, "grad": [inf]})
+    assert not _failed("authors", **{**ok, "loss": inf})
+    assert not _failed("authors", **{**ok, "grad": [inf]})
     # NaN gradients and Inf outputs fail the authors' run
-    assert _failed("nan", **{**ok, "grad": [nan]})
-    assert _failed("nan", **{**ok, "out": [inf]})
+    assert _failed("authors", **{**ok, "grad": [nan]})
+    assert _failed("authors", **{**ok, "out": [inf]})
     assert not _failed("nonfinite", **{**ok, "out": [inf]})
 
 
@@ -240,7 +240,75 @@ def test_authors_failure_rule_in_the_trainer_names_the_step(tmp_path):
 
     c = default_config()
     c.data.update(name="majority", seq_len=10, num_train=32, num_val=8, num_test=16)
-    apply_overrides(c, paper_overrides(["train.failure=nan", "optim.lr=1e30"]))
-    with pytest.raises(NonFiniteError, match="NaN/Inf outputs, a NaN loss or a NaN gradient") as e:
+    apply_overrides(c, paper_overrides(["train.failure=authors", "optim.lr=1e30"]))
+    with pytest.raises(NonFiniteError, match="NaN/Inf outputs, a NaN loss, gradient or parameter") as e:
         train_and_evaluate(parse_config(c), str(tmp_path / "run"))
     assert e.value.step is not None and e.value.step <= 6
+
+
+def test_keep_last_partial_batch_feeds_it_to_the_step(tmp_path, monkeypatch):
+    """With train.drop_last=false the trainer's iterator yields the 8-example remainder of
+    every epoch (16, 16, 8); with the default it never does."""
+    from ssm_jax.training import loop
+
+    seen = []
+
+    class Recording(loop.BatchIterator):
+        def __next__(self):
+            batch = super().__next__()
+            seen.append(len(batch["labels"]))
+            return batch
+
+    monkeypatch.setattr(loop, "BatchIterator", Recording)
+    for drop, expected in ((False, [16, 16, 8] * 2), (True, [16, 16] * 2)):
+        seen.clear()
+        c = default_config()
+        c.data.update(name="majority", seq_len=10, num_train=40, num_val=8, num_test=16)
+        apply_overrides(c, paper_overrides(["train.num_epochs=2", f"train.drop_last={drop}"]))
+        loop.train_and_evaluate(parse_config(c), str(tmp_path / f"run_{drop}"))
+        assert seen == expected
+
+
+def test_vectorized_members_keep_the_partial_batch_and_the_authors_failure_rule(tmp_path):
+    """The vectorized trainer trains the same partial batches as the one-by-one trainer (equal
+    test metrics), and a diverging member fails alone under train.failure='authors'."""
+    from ssm_jax.training.loop import train_and_evaluate
+    from ssm_jax.training.vectorized import train_members
+
+    def cfg(seed, extra=()):
+        c = default_config()
+        c.data.update(name="majority", seq_len=10, num_train=40, num_val=8, num_test=16)
+        apply_overrides(c, paper_overrides([
+            "train.num_epochs=3", "train.drop_last=false", "train.failure=authors",
+            "optim.plateau_semantics=torch", f"seed={seed}", *extra]))
+        return parse_config(c)
+
+    reports = train_members([cfg(0), cfg(1), cfg(2, ["optim.lr=1e30"])],
+                            [str(tmp_path / f"m{i}") for i in range(3)])
+    assert [r["num_steps"] for r in reports] == [9, 9, 9]  # 3 epochs of 16 + 16 + 8
+    assert reports[0]["failed_step"] is None and reports[1]["failed_step"] is None
+    assert reports[2]["failed_step"] is not None
+    single = train_and_evaluate(cfg(0), str(tmp_path / "single"))
+    assert reports[0]["test"]["loss"] == pytest.approx(single["test"]["loss"], rel=1e-4)
+    assert reports[0]["test"]["accuracy"] == single["test"]["accuracy"]
+
+
+def test_torch_plateau_equals_the_real_torch_scheduler():
+    """Where torch is installed (not in CI): the same factors as torch's ReduceLROnPlateau on
+    random epoch losses with plateaus."""
+    torch = pytest.importorskip("torch")
+    from ssm_jax.training.optim import torch_reduce_on_plateau
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        losses = np.minimum.accumulate(rng.uniform(0.5, 2.0, 30)) * rng.choice([1, 1.02], 30)
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "min", factor=0.9, patience=5,
+                                                           threshold=0.01)
+        tx = torch_reduce_on_plateau(0.9, 5, 0.01, 2)
+        state, p = tx.init({}), {"w": jnp.ones(())}
+        for loss in losses:
+            u, state = tx.update(p, state, value=jnp.float32(loss))  # first step of the epoch
+            assert float(u["w"]) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-5)
+            _, state = tx.update(p, state, value=jnp.float32(loss))
+            sched.step(float(loss))
