@@ -8,7 +8,10 @@ import json
 import math
 import os
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+# A claim whose test checks our own derivation (a reconstruction of a paper whose full text
+# we do not have) is never called reproduced: it is "consistent" with our reconstruction.
+CONSISTENT = "consistent (reconstruction check)"
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", CONSISTENT)
 NO_NUMBER = "no number"  # the paper (or its digest) gives no value for this claim
 
 
@@ -51,6 +54,31 @@ def interval_verdict(low: float, high: float) -> str:
     if high < 0:
         return "not reproduced"
     return "inconclusive"
+
+
+def effect_verdict(low: float, high: float, margin: float, eq_low: float | None = None,
+                   eq_high: float | None = None) -> str:
+    """An effect claimed positive, with its confidence interval ``[low, high]`` and a smallest
+    effect of interest ``margin`` (> 0): above 0 = reproduced; below 0 = not reproduced; the
+    equivalence interval ``[eq_low, eq_high]`` (the ``1 - 2 alpha`` interval of a TOST; default
+    ``[low, high]``) inside ``(-margin, margin)`` = not reproduced (no effect larger than the
+    margin); else (or undefined) inconclusive."""
+    verdict = interval_verdict(low, high)
+    if verdict != "inconclusive":
+        return verdict
+    eq_low = low if eq_low is None else eq_low
+    eq_high = high if eq_high is None else eq_high
+    if math.isfinite(eq_low) and math.isfinite(eq_high) and -margin < eq_low and eq_high < margin:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def verdict_counts(claims) -> str:
+    """``"N claims: a reproduced, b not reproduced, c inconclusive, d consistent
+    (reconstruction check)"`` (the report's summary line; the four are counted apart)."""
+    claims = list(claims)
+    counts = ", ".join(f"{sum(c.verdict == v for c in claims)} {v}" for v in VERDICTS)
+    return f"{len(claims)} claims: {counts}"
 
 
 def threshold_verdict(value: float, reproduced_if, not_reproduced_if) -> str:

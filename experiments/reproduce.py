@@ -22,7 +22,7 @@ import sys
 import time
 
 from experiments import runner
-from experiments.claims import claims_table, read_claims
+from experiments.claims import claims_table, read_claims, verdict_counts
 
 PAPERS = {
     1: "Liu & Li, *From Generalization Analysis to Optimization Designs for State Space Models* "
@@ -108,17 +108,24 @@ def write_report(workdir: str, elapsed: float | None = None) -> str:
                 f"by `ssm-jax reproduce` (JAX {jax.__version__}, backend "
                 f"{jax.default_backend()}){'' if elapsed is None else f'; this invocation took {elapsed:.0f} s'}.",
                 "Verdicts: **reproduced** when our measurement meets the rule stated with it; "
-                "**not reproduced** when it contradicts the claim; **inconclusive** when the "
-                "measurement cannot decide (e.g. a confidence interval containing zero). "
+                "**not reproduced** when it contradicts the claim (or, where the rule names an "
+                "equivalence margin, shows no effect larger than it); **inconclusive** when the "
+                "measurement cannot decide (e.g. a confidence interval containing zero); "
+                "**consistent (reconstruction check)** when the test checks our own "
+                "reconstruction of a formula, not a claim of the paper (counted apart). "
                 "Numbers of papers 1 and 2 are reconstructions where the full text was not "
                 "available; \"no number\" means the paper gives none for this setting."]
+    summary = len(sections)
+    every = []
     for paper, title in PAPERS.items():
         files = sorted(glob.glob(os.path.join(workdir, f"paper{paper}", "*", "claims.json")))
         if not files:
             continue
-        sections.append(f"## Paper {paper}: {title}")
-        for path in files:
-            scale, claims = read_claims(path)
+        read = [(path, *read_claims(path)) for path in files]
+        mine = [c for _, _, claims in read for c in claims]
+        every += mine
+        sections.append(f"## Paper {paper}: {title}\n\n{verdict_counts(mine)}.")
+        for path, scale, claims in read:
             folder = os.path.dirname(path)
             name = os.path.basename(folder)
             rel = os.path.relpath(folder, workdir)
@@ -126,6 +133,7 @@ def write_report(workdir: str, elapsed: float | None = None) -> str:
             links = ", ".join(f"[{e}]({rel}/{e})" for e in evidence) or "-"
             sections.append(f"### {name} (scale `{scale}`)\n\n{claims_table(claims)}\n\n"
                             f"Tables and figures: {links}.")
+    sections.insert(summary, f"**Summary:** {verdict_counts(every)}.")
     path = os.path.join(workdir, "REPORT.md")
     os.makedirs(workdir, exist_ok=True)
     with open(path + ".tmp", "w") as f:

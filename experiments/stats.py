@@ -8,6 +8,10 @@ rule can print what it used. Formulas:
   of ``mean(d) > -m`` and ``mean(d) < m``; equivalence at level alpha when both reject, i.e.
   ``p = max(p_low, p_high) < alpha`` (the ``1 - 2 alpha`` t-interval lies inside ``(-m, m)``).
 * Holm (1979): sort the ``k`` p-values, ``p_(i) * (k - i + 1)``, running maximum, capped at 1.
+* Random effects (DerSimonian & Laird 1986) over cells with estimates ``y_i`` and standard
+  errors ``s_i``: ``w_i = 1/s_i^2``, ``Q = sum w_i (y_i - y_w)^2``, between-cell variance
+  ``tau^2 = max(0, (Q - (k-1)) / (sum w - sum w^2 / sum w))``, pooled estimate with weights
+  ``1/(s_i^2 + tau^2)`` and standard error ``1/sqrt(sum of those weights)``.
 * Kendall's S = concordant - discordant pairs. Without ties, under independence S of ``n``
   items is ``n(n-1)/2 - 2 I`` with ``I`` the inversions of a uniform random permutation
   (Mahonian numbers); the S of independent blocks add, so the exact null of the blocked sum is
@@ -34,6 +38,26 @@ def holm(pvalues) -> list:
         running = max(running, min(1.0, p[j] * (k - i)))
         out[j] = running
     return [float(x) for x in out]
+
+
+def random_effects(estimates, std_errors) -> dict:
+    """DerSimonian-Laird pooled estimate of cells' effects: ``mean``, ``se``, ``tau2`` (the
+    between-cell variance) and ``k`` (cells with a finite estimate and a positive standard
+    error; NaN with none)."""
+    y, s = np.asarray(estimates, float), np.asarray(std_errors, float)
+    ok = np.isfinite(y) & np.isfinite(s) & (s > 0)
+    y, s = y[ok], s[ok]
+    k = len(y)
+    if k == 0:
+        return dict(mean=math.nan, se=math.nan, tau2=math.nan, k=0)
+    w = 1.0 / s ** 2
+    fixed = float(np.sum(w * y) / np.sum(w))
+    q = float(np.sum(w * (y - fixed) ** 2))
+    denom = float(np.sum(w) - np.sum(w ** 2) / np.sum(w))
+    tau2 = max(0.0, (q - (k - 1)) / denom) if k > 1 and denom > 0 else 0.0
+    w_star = 1.0 / (s ** 2 + tau2)
+    return dict(mean=float(np.sum(w_star * y) / np.sum(w_star)),
+                se=float(1.0 / math.sqrt(np.sum(w_star))), tau2=tau2, k=k)
 
 
 def tost(diffs, margin: float) -> dict:

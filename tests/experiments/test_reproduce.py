@@ -31,6 +31,9 @@ def test_reproduce_writes_the_report_and_reuses_finished_work(tmp_path, xla_cach
     report = (tmp_path / "REPORT.md").read_text()
     assert "## Paper 1: Liu & Li" in report and "### output_scale (scale `quick`)" in report
     assert "| claim | paper | ours | verdict |" in report
+    # the four verdicts are counted apart, per paper and over the report
+    assert "**Summary:** 4 claims: " in report and "consistent (reconstruction check)" in report
+    assert "## Paper 1: Liu & Li" in report and "\n\n4 claims: " in report
     # the SSM output of the theorem's model is what the theorem bounds: the rule equalizes it
     # across patterns
     ssm_line = next(line for line in report.splitlines()
@@ -60,6 +63,21 @@ def test_verdict_rules():
     assert all_verdict(["reproduced", "not reproduced"]) == "not reproduced"
     with pytest.raises(ValueError, match="verdict must be one of"):
         Claim(1, "x", "t", "p", "o", "maybe", "r")
+
+
+def test_effect_verdict_with_an_equivalence_margin_and_the_counts():
+    from experiments.claims import CONSISTENT, effect_verdict, verdict_counts
+
+    assert effect_verdict(0.1, 0.5, 0.2) == "reproduced"
+    assert effect_verdict(-0.5, -0.1, 0.2) == "not reproduced"
+    # inside the margin: no effect larger than it
+    assert effect_verdict(-0.05, 0.1, 0.2) == "not reproduced"
+    assert effect_verdict(-0.3, 0.1, 0.2) == "inconclusive"  # reaches past -margin
+    assert effect_verdict(-0.3, 0.1, 0.2, eq_low=-0.1, eq_high=0.05) == "not reproduced"
+    claims = [Claim(1, "x", "t", "p", "o", v, "r") for v in
+              ("reproduced", "reproduced", "inconclusive", CONSISTENT)]
+    assert verdict_counts(claims) == ("4 claims: 2 reproduced, 0 not reproduced, 1 inconclusive, "
+                                      "1 consistent (reconstruction check)")
 
 
 def test_claims_round_trip_and_table(tmp_path):

@@ -72,3 +72,15 @@ def test_blocked_kendall_with_ties_uses_a_permutation_null():
     y = [0.1, 0.2, 0.3, 0.4, 0.5, 0.5, 0.6, 0.9]
     res = stats.blocked_kendall(x, y, [0, 0, 0, 0, 1, 1, 1, 1], draws=2000)
     assert not res["exact"] and res["S"] > 0 and 0 < res["p_greater"] < 0.2
+
+
+def test_random_effects_worked_by_hand():
+    # equal standard errors 1, estimates 1 and 3: fixed mean 2, Q = 2, sum w = 2, sum w^2 = 2
+    # -> tau^2 = (2 - 1) / (2 - 1) = 1; weights 1/2 each: mean 2, se = 1/sqrt(1) = 1
+    res = stats.random_effects([1.0, 3.0], [1.0, 1.0])
+    assert res == pytest.approx(dict(mean=2.0, se=1.0, tau2=1.0, k=2))
+    # homogeneous cells: tau^2 = 0 and the inverse-variance mean
+    res = stats.random_effects([1.0, 1.0, 1.0], [1.0, 2.0, 2.0])
+    assert res["tau2"] == 0.0 and res["mean"] == pytest.approx(1.0)
+    assert res["se"] == pytest.approx(1 / math.sqrt(1 + 0.25 + 0.25))
+    assert stats.random_effects([float("nan")], [1.0])["k"] == 0
