@@ -73,6 +73,14 @@ def effect_verdict(low: float, high: float, margin: float, eq_low: float | None 
     return "inconclusive"
 
 
+def reconstruction_check(verdict: str) -> str:
+    """The verdict of a test that checks our own reconstruction (a derivation of the digest, or
+    what the implementation can see), not a claim the paper's text makes: a pass is
+    :data:`CONSISTENT`, never "reproduced"; a failure stays "not reproduced" (our code and our
+    reconstruction disagree) and inconclusive stays inconclusive."""
+    return CONSISTENT if verdict == "reproduced" else verdict
+
+
 def verdict_counts(claims) -> str:
     """``"N claims: a reproduced, b not reproduced, c inconclusive, d consistent
     (reconstruction check)"`` (the report's summary line; the four are counted apart)."""
