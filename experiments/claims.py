@@ -81,6 +81,31 @@ def reconstruction_check(verdict: str) -> str:
     return CONSISTENT if verdict == "reproduced" else verdict
 
 
+def paired_effect(diffs, margin: float, confidence: float = 0.95, scale: float = 1.0,
+                  unit: str = "") -> tuple:
+    """Verdict of "the change improves the metric" from paired differences over seeds:
+    ``(verdict, ours, rule)``. The ``confidence`` t-interval of the mean difference decides
+    the sign (:func:`effect_verdict`); the ``2 confidence - 1`` interval inside ``(-margin,
+    margin)`` is the two-one-sided test at level ``1 - confidence`` and shows no effect larger
+    than the margin. ``scale``/``unit`` format the numbers
+    (e.g. 100 and " points")."""
+    from experiments.tables import t_interval
+
+    mean, low, high = t_interval(diffs, confidence)
+    eq_level = 2 * confidence - 1
+    _, eq_low, eq_high = t_interval(diffs, eq_level)
+    n = sum(1 for d in diffs if d is not None and math.isfinite(d))
+    verdict = effect_verdict(low, high, margin, eq_low, eq_high)
+    ours = (f"paired {scale * mean:+.2f}{unit} [{scale * low:+.2f}, {scale * high:+.2f}] "
+            f"({confidence:.0%}), [{scale * eq_low:+.2f}, {scale * eq_high:+.2f}] ({eq_level:.0%}) "
+            f"over {n} seeds")
+    rule = (f"{confidence:.0%} t-interval of the paired difference: above 0 = reproduced, below "
+            f"0 = not reproduced; {eq_level:.0%} interval inside +-{scale * margin:g}{unit} "
+            f"(equivalence margin {scale * margin:g}{unit}, TOST) = not reproduced (no effect "
+            "larger than the margin); else inconclusive")
+    return verdict, ours, rule
+
+
 def verdict_counts(claims) -> str:
     """``"N claims: a reproduced, b not reproduced, c inconclusive, d consistent
     (reconstruction check)"`` (the report's summary line; the four are counted apart)."""

@@ -52,7 +52,7 @@ SCALES = ("cpu", "quick", "tiny", "ucr", "digits", "listops_small", "mnist_small
 def _experiment(name, tasks, **kw):
     e = dict(name=name, tasks=list(tasks), variants=list(VARIANTS), reg_lambda=1e-2,
              first_seed=0, num_seeds=3, train_eval_examples=0, tau_batch_size=256,
-             confidence=0.95,
+             confidence=0.95, margin=0.01,  # equivalence margin: 1 point of test accuracy
              vectorize=True,  # the variants and seeds of a task train together (one vmapped step)
              max_members=0)  # largest vectorized group (0: no limit)
     e.update(kw)

@@ -38,6 +38,7 @@ def get_config(arg: str = "cpu"):
         name="smnist", variants=["sequential", "whitened"],
         inits=ml_collections.ConfigDict(INITS), baseline="baseline", proposed="proposed",
         first_seed=0, num_seeds=3, perm_seed=1234, eval_batch=500, whiten_eps=1e-3,
+        confidence=0.95, margin=0.01,  # equivalence margin: 1 point of test accuracy
     ))
     if arg == "quick":
         c.data = ml_collections.ConfigDict({"name": "digits"})

@@ -86,3 +86,26 @@ def test_claims_round_trip_and_table(tmp_path):
     assert read_claims(str(tmp_path / "claims.json")) == ("cpu", [c])
     table = claims_table([c])
     assert "| a \\| b | 0.5 | 0.4 ± 0.1 | **inconclusive** (CI contains 0) |" in table
+
+
+def test_paired_effect_equivalence_agrees_with_tost():
+    """The 'no effect larger than the margin' verdict of paired_effect is the TOST of
+    experiments/stats.py at level 1 - confidence (a significant effect smaller than the margin
+    still has its sign: reproduced)."""
+    import numpy as np
+
+    from experiments.claims import paired_effect
+    from experiments.stats import tost
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        d = rng.normal(rng.uniform(-0.02, 0.02), rng.uniform(0.001, 0.02), size=rng.integers(3, 12))
+        verdict, ours, rule = paired_effect(list(d), 0.01)
+        equivalent = tost(d, 0.01)["p"] < 0.05
+        if equivalent:  # no effect beyond the margin (unless the small effect is significant)
+            assert verdict in ("not reproduced", "reproduced")
+        seen.add((verdict, equivalent))
+        assert "equivalence margin 0.01" in rule
+    assert ("not reproduced", True) in seen and ("inconclusive", False) in seen
+    assert ("reproduced", False) in seen
