@@ -13,6 +13,9 @@ import os
 CONSISTENT = "consistent (reconstruction check)"
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", CONSISTENT)
 NO_NUMBER = "no number"  # the paper (or its digest) gives no value for this claim
+# a value we derived (a reconstruction of a paper whose full text we do not have), not printed
+# in a paper: never shown as the paper's number
+RECONSTRUCTION = "no number (reconstruction)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -297,7 +297,8 @@ def write(exp, directory, rows, tasks, elapsed) -> tuple:
                     if (t, "both") in by else "-") for t in lra]
         sections += ["## LRA: published test accuracy (%) beside ours",
                      tables.markdown_table(pub, ["task", "s4d", "reg", "none", "both"],
-                                           ["task", "S4D (published)", "Reg. S4D (quoted)",
+                                           ["task", "S4D (published)",
+                                            "Reg. S4D (variant not stated, quoted)",
                                             "ours w/o (8),(9)", "ours w/ (8),(9)"])]
     sections.append(f"{sweeps.timing_note(rows, elapsed)} Figure: `{os.path.basename(png)}`.")
     tables.write_markdown(os.path.join(directory, "table.md"), sections)
@@ -331,7 +332,8 @@ def claims(exp, summary) -> list:
             paper = NO_NUMBER
             if task in LRA_PAPER and variant == "both":
                 s4d, reg = LRA_PAPER[task]
-                paper = f"{s4d:.2f} -> {reg:.2f} ({reg - s4d:+.2f})"
+                paper = (f"{s4d:.2f} -> {reg:.2f} ({reg - s4d:+.2f}; \"Reg. S4D\" as quoted by "
+                         "a later paper, variant not stated)")
             verdict, effect, rule = paired_effect(
                 paired_diffs(summary["runs"], task, variant, "test_accuracy_last"), e.margin,
                 e.confidence, scale=100, unit=" points")
