@@ -109,6 +109,24 @@ def paired_effect(diffs, margin: float, confidence: float = 0.95, scale: float =
     return verdict, ours, rule
 
 
+def cells_verdict(p_support, p_against, alpha: float) -> tuple:
+    """One verdict for a claim tested in several cells (tasks, processes, sizes), from each
+    cell's one-sided p-values for and against the claim, Holm-corrected within each family:
+    ``(verdict, text)``. Reproduced: every cell supports it (Holm-adjusted p < alpha);
+    not reproduced: some cell contradicts it (Holm-adjusted p < alpha), so a true null fails
+    the claim with probability at most alpha, however many cells; else inconclusive."""
+    from experiments.stats import holm
+
+    up, down = holm(p_support), holm(p_against)
+    text = ("Holm-adjusted p for / against per cell: "
+            + ", ".join(f"{u:.2g} / {d:.2g}" for u, d in zip(up, down)))
+    if up and all(math.isfinite(u) and u < alpha for u in up):
+        return "reproduced", text
+    if any(math.isfinite(d) and d < alpha for d in down):
+        return "not reproduced", text
+    return "inconclusive", text
+
+
 def verdict_counts(claims) -> str:
     """``"N claims: a reproduced, b not reproduced, c inconclusive, d consistent
     (reconstruction check)"`` (the report's summary line; the four are counted apart)."""

@@ -109,3 +109,16 @@ def test_paired_effect_equivalence_agrees_with_tost():
         assert "equivalence margin 0.01" in rule
     assert ("not reproduced", True) in seen and ("inconclusive", False) in seen
     assert ("reproduced", False) in seen
+
+
+def test_cells_verdict_holm_on_both_sides():
+    from experiments.claims import cells_verdict
+
+    assert cells_verdict([0.001, 0.02], [0.99, 0.9], 0.05)[0] == "reproduced"  # 0.002, 0.02
+    assert cells_verdict([0.001, 0.04], [0.99, 0.9], 0.05)[0] == "reproduced"  # 0.002, 0.04
+    assert cells_verdict([0.03, 0.04], [0.9, 0.9], 0.05)[0] == "inconclusive"  # 0.06, 0.06
+    # one cell against at raw p 0.03: with 3 cells Holm makes it 0.09, not a contradiction
+    assert cells_verdict([0.01, 0.5, 0.5], [0.99, 0.03, 0.5], 0.05)[0] == "inconclusive"
+    assert cells_verdict([0.01, 0.5, 0.5], [0.99, 0.01, 0.5], 0.05)[0] == "not reproduced"
+    verdict, text = cells_verdict([0.01], [0.99], 0.05)
+    assert verdict == "reproduced" and "Holm-adjusted" in text
