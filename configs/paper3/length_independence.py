@@ -29,7 +29,7 @@ def get_config(arg: str = "cpu"):
         name="length_independence", tasks=["majority", "listops"],
         majority_lengths=list(range(25, 401, 25)), listops_lengths=list(range(100, 1001, 100)),
         imdb_lengths=list(range(100, 1501, 100)),
-        s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05,
+        s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05, margin=0.05,
         **protocol_defaults()))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)

@@ -10,9 +10,10 @@ splits at the last epoch (no validation split, as the paper). Writes ``table.csv
 ``table.md`` (mean ± std per T, the paper's released means beside), ``runs.csv``,
 ``trend.csv`` and ``length_independence.png``.
 
-Claim: the gap (train - test accuracy) has no trend in T: the least-squares slope of the
-per-run gap on T has a confidence interval containing 0 and Spearman's test does not
-reject (p >= alpha). The same test is applied to the paper's released means.
+Claim: the gap (train - test accuracy) has no trend in T, shown by an equivalence test: the
+least-squares change of the per-run gap over the T range lies inside +-``margin`` (TOST on
+the slope); a change established outside it is a trend; Holm over tasks. The same tests are
+applied to the paper's released means.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 import numpy as np
 
 from experiments import figures, runner, sweeps, tables
-from experiments.claims import Claim, all_verdict
+from experiments.claims import Claim, cells_verdict
 from experiments.paper3 import common
 from ssm_jax.options import option
 
@@ -49,6 +50,8 @@ class Settings(common.Protocol):
     first_seed: int = option(1, "first seed (the paper: 1..5)", minimum=0)
     num_seeds: int = option(5, "successful runs per length", positive=True)
     max_retries: int = option(5, "extra seeds tried for runs that are NaN in epoch 1", minimum=0)
+    margin: float = option(0.05, "equivalence margin: the largest change of the gap (train - "
+                           "test accuracy) over the T range that counts as stable", positive=True)
     confidence: float = option(0.95, "level of the slope interval", minimum=0.0, maximum=1.0,
                                exclusive_minimum=True, exclusive_maximum=True)
     alpha: float = option(0.05, "significance level of the trend tests", minimum=0.0,
@@ -74,8 +77,11 @@ def prepare(exp, directory) -> list:
     return units(exp)
 
 
-def trend(Ts, gaps, confidence):
-    """Least-squares slope of gap on T with its t-interval, and Spearman's rho and p."""
+def trend(Ts, gaps, confidence, margin):
+    """Least-squares slope of gap on T with its t-interval, Spearman's rho and p, and the
+    equivalence tests of the change over the T range (``slope * (max T - min T)``) against
+    ``margin``: ``p_stable`` (TOST: the change lies inside +-margin) and ``p_trend`` (the
+    change lies outside it, one side or the other; two one-sided tests, the smaller p doubled)."""
     from scipy import stats
 
     Ts, gaps = np.asarray(Ts, float), np.asarray(gaps, float)
@@ -83,12 +89,19 @@ def trend(Ts, gaps, confidence):
     Ts, gaps = Ts[ok], gaps[ok]
     if len(Ts) < 3 or len(set(Ts)) < 2:
         return dict(n=len(Ts), slope=math.nan, low=math.nan, high=math.nan, spearman=math.nan,
-                    p=math.nan)
+                    p=math.nan, change=math.nan, p_stable=math.nan, p_trend=math.nan)
     fit = stats.linregress(Ts, gaps)
-    half = stats.t.ppf(0.5 + confidence / 2, len(Ts) - 2) * fit.stderr
+    df = len(Ts) - 2
+    half = stats.t.ppf(0.5 + confidence / 2, df) * fit.stderr
     rho, p = tables.spearman(Ts, gaps)
+    m = margin / (Ts.max() - Ts.min())  # the margin as a slope
+    se = max(fit.stderr, 1e-300)
+    p_stable = max(stats.t.sf((fit.slope + m) / se, df), stats.t.cdf((fit.slope - m) / se, df))
+    p_trend = min(1.0, 2 * min(stats.t.sf((fit.slope - m) / se, df),
+                               stats.t.cdf((fit.slope + m) / se, df)))
     return dict(n=len(Ts), slope=fit.slope, low=fit.slope - half, high=fit.slope + half,
-                spearman=rho, p=p)
+                spearman=rho, p=p, change=fit.slope * (Ts.max() - Ts.min()),
+                p_stable=float(p_stable), p_trend=float(p_trend))
 
 
 def execute(exp, directory, todo, bar) -> dict:
@@ -128,11 +141,12 @@ def execute(exp, directory, todo, bar) -> dict:
             table.append(row)
         g = [f for f in flat if f["task"] == task]
         trends.append(dict(task=task, source="ours (per run)",
-                           **trend([f["T"] for f in g], [f["gap"] for f in g], e.confidence)))
+                           **trend([f["T"] for f in g], [f["gap"] for f in g], e.confidence,
+                                   e.margin)))
         if paper:
             pg = [a - b for a, b in zip(paper["train"], paper["test"])]
             trends.append(dict(task=task, source="paper (released means)",
-                               **trend(paper["T"], pg, e.confidence)))
+                               **trend(paper["T"], pg, e.confidence, e.margin)))
     write(exp, directory, flat, table, trends, rows, time.perf_counter() - start)
     return {"table": table, "trends": trends}
 
@@ -146,7 +160,8 @@ def write(exp, directory, flat, table, trends, rows, elapsed):
             "gap_std", "final_sA", "final_sA_std", "paper_train", "paper_test", "paper_gap",
             "failed_seeds"]
     tables.write_csv(os.path.join(directory, "table.csv"), table, cols)
-    tcols = ["task", "source", "n", "slope", "low", "high", "spearman", "p"]
+    tcols = ["task", "source", "n", "slope", "low", "high", "change", "p_stable", "p_trend",
+             "spearman", "p"]
     tables.write_csv(os.path.join(directory, "trend.csv"), trends, tcols)
     png = plot(e, table, os.path.join(directory, "length_independence.png"))
     md = [dict(task=r["task"], T=r["T"], runs=r["runs"],
@@ -167,9 +182,12 @@ def write(exp, directory, flat, table, trends, rows, elapsed):
                               ["task", "T", "runs", "train acc", "test acc", "gap",
                                "final s_A", "paper train", "paper test", "paper gap",
                                "failed seeds"]),
-        f"## Trend of the gap in T (least squares slope, {e.confidence:.0%} interval; Spearman)",
+        f"## Trend of the gap in T (least squares slope, {e.confidence:.0%} interval; change "
+        f"over the T range against the equivalence margin {e.margin:g}; Spearman)",
         tables.markdown_table(trends, tcols, ["task", "data", "points", "slope per step",
-                                              "low", "high", "Spearman rho", "p"]),
+                                              "low", "high", "change over T range",
+                                              "p stable (TOST)", "p trend", "Spearman rho",
+                                              "p"]),
         f"{sweeps.timing_note([dict(trained=r['trained']) for r in rows], elapsed)} Figure: "
         f"`{os.path.basename(png)}`."])
 
@@ -199,33 +217,33 @@ def plot(e, table, path):
 
 def claims(exp, summary) -> list:
     e = exp.settings
-    parts, verdicts = [], []
+    parts, p_for, p_against = [], [], []
     for t in summary["trends"]:
         if t["source"].startswith("paper"):
             continue
         paper = next((p for p in summary["trends"] if p["task"] == t["task"]
                       and p["source"].startswith("paper")), None)
-        no_trend = t["low"] <= 0 <= t["high"] and t["p"] >= e.alpha
-        trend_found = not (t["low"] <= 0 <= t["high"]) and t["p"] < e.alpha
-        if not all(math.isfinite(t[k]) for k in ("low", "high", "p")):
-            verdicts.append("inconclusive")
-        else:
-            verdicts.append("reproduced" if no_trend else
-                            "not reproduced" if trend_found else "inconclusive")
+        p_for.append(t["p_stable"])
+        p_against.append(t["p_trend"])
         text = (f"{t['task']}: slope {t['slope']:+.2e}/step [{t['low']:+.2e}, {t['high']:+.2e}], "
-                f"Spearman {t['spearman']:.2f} (p {t['p']:.2g}, {t['n']} runs)")
+                f"change over the T range {t['change']:+.3f} (p stable {t['p_stable']:.2g}, p "
+                f"trend {t['p_trend']:.2g}), Spearman {t['spearman']:.2f} (p {t['p']:.2g}, "
+                f"{t['n']} runs)")
         if paper:
-            text += (f"; same test on the paper's means: slope {paper['slope']:+.2e} "
-                     f"[{paper['low']:+.2e}, {paper['high']:+.2e}], rho {paper['spearman']:.2f} "
+            text += (f"; same test on the paper's means: change {paper['change']:+.3f} (p stable "
+                     f"{paper['p_stable']:.2g}), Spearman {paper['spearman']:.2f} "
                      f"(p {paper['p']:.2g})")
         parts.append(text)
+    verdict, holm_text = cells_verdict(p_for, p_against, e.alpha)
     return [Claim(PAPER, e.name, "From s_A = 0 the generalization gap stays stable across "
                   "sequence lengths, with no consistent increasing or decreasing trend",
                   "majority gap .074 (T=25) .. .104 (T=400); ListOps .031 .. .072",
-                  "; ".join(parts), all_verdict(verdicts),
-                  f"per task: the {e.confidence:.0%} interval of the slope of gap on T contains 0 "
-                  f"and Spearman p >= {e.alpha:g} (interval excluding 0 and p < {e.alpha:g}: not "
-                  "reproduced; otherwise inconclusive)",
+                  "; ".join(parts) + f"; {holm_text}", verdict,
+                  f"equivalence margin {e.margin:g}: per task, the least-squares change of the "
+                  f"gap over the T range lies inside +-{e.margin:g} (TOST on the slope) = stable; "
+                  f"outside it (two one-sided tests) = a trend; reproduced if every task is "
+                  f"stable, not reproduced if a task has a trend (Holm-adjusted p < {e.alpha:g} "
+                  "over tasks, each side); else inconclusive",
                   ("table.md", "trend.csv", "length_independence.png"))]
 
 

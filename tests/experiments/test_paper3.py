@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 
 from experiments import runner, sweeps
@@ -186,3 +187,18 @@ def test_toward_zero_verdicts():
     assert common.toward_zero(rows([0.08, 0.09, 0.085, 0.07, 0.095, 0.09]), init, 0.05, 0.05)[0] \
         == "not reproduced"
     assert common.toward_zero(rows([0.05, 0.2]), init, None, 0.05)[0] == "inconclusive"
+
+
+def test_gap_trend_equivalence_against_the_margin():
+    """A flat noisy gap is shown stable (TOST inside the margin); a gap rising by 0.2 over the
+    T range is a trend; a flat gap with huge noise is neither."""
+    rng = np.random.default_rng(0)
+    Ts = np.repeat(np.arange(25, 401, 25), 5)
+    flat = length_independence.trend(Ts, 0.1 + rng.normal(0, 0.01, Ts.size), 0.95, 0.05)
+    assert flat["p_stable"] < 0.01 and flat["p_trend"] > 0.5
+    rising = length_independence.trend(Ts, 0.1 + 0.2 * (Ts - 25) / 375
+                                       + rng.normal(0, 0.01, Ts.size), 0.95, 0.05)
+    assert rising["p_trend"] < 0.01 and rising["p_stable"] > 0.5
+    assert rising["change"] == pytest.approx(0.2, abs=0.02)
+    noisy = length_independence.trend(Ts, 0.1 + rng.normal(0, 0.5, Ts.size), 0.95, 0.05)
+    assert noisy["p_stable"] > 0.05 and noisy["p_trend"] > 0.05
