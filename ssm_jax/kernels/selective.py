@@ -53,13 +53,16 @@ from ssm_jax.kernels.scan import _accumulation_dtype, _combine, auto_method
 SELECTIVE_METHODS = ("associative", "sequential", "auto")
 BACKWARDS = ("adjoint", "autodiff", "chunkwise", "auto")
 
-# lax.scan unroll factor of the fused sequential step. Measured (benchmarks/selective.py and
-# the paper-3 sweeps): unrolling by 8 triples the compile time (10 s vs 2.3 s for a vmapped
-# forward+backward at d=4, N=4, T=300) for no gain in run time at these sizes.
-_UNROLL = 1
+# lax.scan unroll factors of the fused sequential step. Inside the chunks of a differentiated
+# call (measured, benchmarks/selective.py and the paper-3 sweeps): unrolling by 8 triples the
+# compile time (10 s vs 2.3 s for a vmapped forward+backward at d=4, N=4, T=300) for no gain
+# in run time. The one-loop forward of a call that is not differentiated: 2 is 1.10x faster
+# than 1 at the paper's size (batch 64, T=500, d=16, N=4; 4 and 8 are not faster than 2).
+CHUNK_UNROLL = 1
+FORWARD_UNROLL = 2
 
 
-def _chunk_sequential(h, u, delta, A, B, C):
+def _chunk_sequential(h, u, delta, A, B, C, unroll=CHUNK_UNROLL):
     """Fused recurrence over one chunk. h (D, N); u (K, D); delta (K, D|1); B, C (K, N).
     Returns (h at the end, y (K, D))."""
 
@@ -70,7 +73,7 @@ def _chunk_sequential(h, u, delta, A, B, C):
         return h, h @ C_t
 
     K = u.shape[0]
-    return lax.scan(step, h, (u, delta, B, C), unroll=max(1, min(_UNROLL, K)))
+    return lax.scan(step, h, (u, delta, B, C), unroll=max(1, min(unroll, K)))
 
 
 def _chunk_associative(h, u, delta, A, B, C):
@@ -131,8 +134,11 @@ def _forward(u, delta, A, B, C, h0, method, K):
     (L, N), h0 (D, N) -> (y (L, D), x_last (D, N)). The sequential method runs one fused
     ``lax.scan`` over all L steps whatever K (chunks would only add an outer loop); the
     associative method runs chunks of K steps, which bounds its ``(K, D, N)`` coefficients."""
-    if method == "sequential" or K >= u.shape[0]:
-        h_last, y = CHUNK_BACKENDS[method](h0, u, delta, A, B, C)
+    if method == "sequential":
+        h_last, y = _chunk_sequential(h0, u, delta, A, B, C, unroll=FORWARD_UNROLL)
+        return y, h_last
+    if K >= u.shape[0]:
+        h_last, y = _chunk_associative(h0, u, delta, A, B, C)
         return y, h_last
     L = u.shape[0]
     (y, h_last), _ = _chunked_forward(*(to_chunks(x, K) for x in (u, delta)), A,
