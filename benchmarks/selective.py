@@ -148,7 +148,7 @@ def traffic_mib(method, chunk, backward, d, N, T, B):
     return B * (io + extra) / 2 ** 20
 
 
-def run_case(name, form, d, N, T, B, repeats, extra=None, forward_repeats=5):
+def run_case(name, form, d, N, T, B, repeats, extra=None, forward_repeats=3):
     """Every variant's forward and forward+backward times, backward temp memory and traffic;
     ``extra`` ({name: {key: fn}}, e.g. the PyTorch layer) is timed in the same rounds."""
     key = jax.random.key(0)
@@ -187,7 +187,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     p.add_argument("--repeats", type=int, default=3, help="alternating rounds (minimum taken)")
-    p.add_argument("--forward-repeats", type=int, default=5,
+    p.add_argument("--forward-repeats", type=int, default=3,
                    help="forward calls of each cell in a row within a round")
     args = p.parse_args(argv)
     print(f"# selective SSM layer: backend {jax.default_backend()}, jax {jax.__version__}, "

@@ -53,16 +53,15 @@ from ssm_jax.kernels.scan import _accumulation_dtype, _combine, auto_method
 SELECTIVE_METHODS = ("associative", "sequential", "auto")
 BACKWARDS = ("adjoint", "autodiff", "chunkwise", "auto")
 
-# lax.scan unroll factors of the fused sequential step. Inside the chunks of a differentiated
-# call (measured, benchmarks/selective.py and the paper-3 sweeps): unrolling by 8 triples the
-# compile time (10 s vs 2.3 s for a vmapped forward+backward at d=4, N=4, T=300) for no gain
-# in run time. The one-loop forward of a call that is not differentiated: 2 is 1.10x faster
-# than 1 at the paper's size (batch 64, T=500, d=16, N=4; 4 and 8 are not faster than 2).
-CHUNK_UNROLL = 1
-FORWARD_UNROLL = 2
+# lax.scan unroll factor of the fused sequential step. Measured (benchmarks/selective.py and
+# the paper-3 sweeps): unrolling by 8 triples the compile time (10 s vs 2.3 s for a vmapped
+# forward+backward at d=4, N=4, T=300) for no gain in run time at these sizes. For the
+# one-loop forward, unrolling by 2 or 4 was 1.05-1.10x faster at the paper's size (batch 64,
+# T=500, d=16, N=4) but 1.05-1.20x slower at d=128 and d=256, N=16: not kept.
+UNROLL = 1
 
 
-def _chunk_sequential(h, u, delta, A, B, C, unroll=CHUNK_UNROLL):
+def _chunk_sequential(h, u, delta, A, B, C):
     """Fused recurrence over one chunk. h (D, N); u (K, D); delta (K, D|1); B, C (K, N).
     Returns (h at the end, y (K, D))."""
 
@@ -73,7 +72,7 @@ def _chunk_sequential(h, u, delta, A, B, C, unroll=CHUNK_UNROLL):
         return h, h @ C_t
 
     K = u.shape[0]
-    return lax.scan(step, h, (u, delta, B, C), unroll=max(1, min(unroll, K)))
+    return lax.scan(step, h, (u, delta, B, C), unroll=max(1, min(UNROLL, K)))
 
 
 def _chunk_associative(h, u, delta, A, B, C):
@@ -134,11 +133,8 @@ def _forward(u, delta, A, B, C, h0, method, K):
     (L, N), h0 (D, N) -> (y (L, D), x_last (D, N)). The sequential method runs one fused
     ``lax.scan`` over all L steps whatever K (chunks would only add an outer loop); the
     associative method runs chunks of K steps, which bounds its ``(K, D, N)`` coefficients."""
-    if method == "sequential":
-        h_last, y = _chunk_sequential(h0, u, delta, A, B, C, unroll=FORWARD_UNROLL)
-        return y, h_last
-    if K >= u.shape[0]:
-        h_last, y = _chunk_associative(h0, u, delta, A, B, C)
+    if method == "sequential" or K >= u.shape[0]:
+        h_last, y = CHUNK_BACKENDS[method](h0, u, delta, A, B, C)
         return y, h_last
     L = u.shape[0]
     (y, h_last), _ = _chunked_forward(*(to_chunks(x, K) for x in (u, delta)), A,
