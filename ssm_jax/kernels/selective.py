@@ -247,9 +247,10 @@ def default_chunk_size(L: int, D: int, N: int, backward: str, backend: str) -> i
     D x N from 64 x 150 x 16 x 4 to 4 x 2048 x 256 x 16 on 2 cores; ``benchmarks/README.md``):
     32 steps, except 8 for the adjoint when the state of one sequence has more than 256
     numbers (``D * N > 256``), whose six ``(K, D, N)`` arrays per chunk then spill the cache.
-    Every choice was within 1.12x of the fastest K of its shape. One chunk makes the backward
-    pass build every ``(L, D, N)`` array at once: 2-5x slower and 3-30x the memory. Sequences
-    of at most K steps are one chunk.
+    Every choice was within 1.12x of the fastest K of its shape (the best K also depends on the
+    batch, which the kernel does not see under ``vmap``). One chunk makes the backward pass
+    keep every ``(L, D, N)`` array at once: 1.6-5x slower and 3-30x the memory. Sequences of
+    at most K steps are one chunk.
 
     Accelerators: the largest power of two with ``K * D * N <= 2**20`` (4 MiB of float32 per
     sequence and coefficient array), at most L. Not measured: to be re-measured on a GPU.
@@ -301,15 +302,14 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
       C: (L, N) input-dependent output weights.
       method: "sequential" (fused ``lax.scan``), "associative" (``lax.associative_scan`` in
         chunks) or "auto": :func:`ssm_jax.kernels.auto_method`, "sequential" on CPU, where it
-        was measured faster (8x the forward speed of the associative scan without chunks, 2x
-        with the chunks chosen here), "associative" on accelerators (not measured: to be
-        re-measured on a GPU).
+        was measured faster (10-12x the forward speed of the associative scan without chunks,
+        1.6-5.6x with chunks of 8-64; ``benchmarks/README.md``), "associative" on
+        accelerators (not measured: to be re-measured on a GPU).
       h0: (D, N) initial state or None.
       chunk_size: None: :func:`default_chunk_size` of (L, D, N), the backward mode and the
-        backend; 0: one chunk
-        (no rematerialization; the backward pass keeps ``L * D * N`` numbers); K > 0: chunks
-        of K steps (the last one padded with ``delta = 0``, which leaves the state
-        unchanged), bounding the memory of the backward pass.
+        backend; 0: one chunk (no rematerialization; the backward pass keeps ``L * D * N``
+        numbers); K > 0: chunks of K steps (the last one padded with ``delta = 0``, which
+        leaves the state unchanged), bounding the memory of the backward pass.
       return_state: also return the final state ``x[L-1]`` (D, N).
       backward: "adjoint" (the hand-written reverse recurrence of the module docstring, with
         the same chunks; reverse mode only), "chunkwise" (JAX's reverse mode one chunk at a
@@ -318,8 +318,9 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
         only).
 
     The defaults are chosen so that a call with them is, on CPU, as fast as the fastest
-    setting measured in ``benchmarks/selective.py`` and keeps a bounded backward memory:
-    a forward-only call with the sequential method is one fused loop over all L steps.
+    setting measured in ``benchmarks/selective.py`` (within 1.06x, at the noise of a loaded
+    machine) with a bounded backward memory; a call that is not differentiated runs the
+    sequential method as one fused loop over all L steps.
 
     Returns:
       y: (L, D), dtype ``result_type`` of the inputs (computed in at least float32);
@@ -357,8 +358,8 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
     elif K == L:
         h, y = CHUNK_BACKENDS[method](h, u, delta, A, B, C)
     else:
-        backend = CHUNK_BACKENDS[method]
-        body = jax.checkpoint(lambda h, xs: backend(h, xs[0], xs[1], A, xs[2], xs[3]))
+        chunk_fn = CHUNK_BACKENDS[method]
+        body = jax.checkpoint(lambda h, xs: chunk_fn(h, xs[0], xs[1], A, xs[2], xs[3]))
         h, y = lax.scan(body, h, tuple(to_chunks(x, K) for x in (u, delta, B, C)))
         y = from_chunks(y, L)
     y = y.astype(out_dtype)
