@@ -86,9 +86,12 @@ class SelectiveSSM(SSMLayer):
     form: str = option("paper", "paper (shared scalar Delta, no D) or mamba", choices=FORMS)
     s_A: float = option(0.0, "paper form: spectral abscissa max(A) at init")
     scan_method: str = option("auto", "scan backend", choices=SCAN_METHODS)
-    chunk_size: int = option(64, "time steps per rematerialized chunk (0: no chunks)", minimum=0)
-    backward: str = option("adjoint", "gradient of the scan: hand-written adjoint recurrence "
-                           "(reverse mode only) or JAX autodiff", choices=BACKWARDS)
+    chunk_size: int = option(None, "time steps per rematerialized chunk (0: no chunks; None: "
+                             "the kernel's choice from L, d, N)", kind=int, minimum=0,
+                             nullable=True)
+    backward: str = option("auto", "gradient of the scan: hand-written adjoint recurrence, JAX "
+                           "reverse mode chunk by chunk (both reverse mode only), JAX autodiff "
+                           "or the kernel's choice", choices=BACKWARDS)
     dt_rank: int = option(0, "mamba form: rank R of the step-size projection (0: ceil(d/16))",
                           minimum=0)
     dt_min: float = option(1e-3, "mamba form: smallest initial step size", positive=True)
@@ -189,7 +192,7 @@ class SelectiveSSM(SSMLayer):
             delta = jax.nn.softplus(jnp.einsum("blr,dr->bld", dt_low, self.W_dt) + self.dt_bias)
             A = -jnp.exp(self.A_log)
         scan = lambda u_, d_, B_, C_: selective_scan(u_, d_, A, B_, C_, method=self.scan_method,
-                                                     chunk_size=self.chunk_size or None,
+                                                     chunk_size=self.chunk_size,
                                                      backward=self.backward)
         y = jax.vmap(scan)(u, delta, B, C)
         if self.form == "mamba":

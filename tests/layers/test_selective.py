@@ -49,7 +49,7 @@ def mamba_loop(params, u, rank):
 
 
 @pytest.mark.parametrize("method", ["sequential", "associative"])
-@pytest.mark.parametrize("chunk_size", [0, 3])
+@pytest.mark.parametrize("chunk_size", [None, 0, 3])
 def test_paper_form_matches_loop(x64, method, chunk_size):
     layer = SelectiveSSM(features=3, d_state=4, s_A=-0.05, scan_method=method,
                          chunk_size=chunk_size, param_dtype=jnp.float64)
@@ -73,6 +73,24 @@ def test_mamba_form_matches_loop(x64):
     np.testing.assert_allclose(np.asarray(v["params"]["A_log"][0]), np.log(np.arange(1, 4)))
     dt = jax.nn.softplus(v["params"]["dt_bias"])
     assert np.all((dt >= 1e-3 - 1e-12) & (dt <= 1e-1 + 1e-12))
+
+
+@pytest.mark.parametrize("form", ["paper", "mamba"])
+def test_defaults_are_the_kernels_choice(x64, form):
+    """chunk_size None and backward "auto" (the defaults) leave both to the kernel's chooser:
+    several chunks at L = 40; values and gradients equal those of explicit one-chunk autodiff."""
+    layer = SelectiveSSM(features=3, d_state=4, form=form, s_A=-0.05, param_dtype=jnp.float64)
+    assert layer.chunk_size is None and layer.backward == "auto"
+    explicit = layer.clone(chunk_size=0, backward="autodiff")
+    u = jnp.asarray(np.random.default_rng(3).normal(size=(2, 40, 3)) * 0.5)
+    v = layer.init(jax.random.key(4), u)
+    loop = paper_loop(v["params"], np.asarray(u)) if form == "paper" else mamba_loop(
+        v["params"], np.asarray(u), layer.rank)
+    np.testing.assert_allclose(np.asarray(jax.jit(layer.apply)(v, u)), loop, rtol=1e-10,
+                               atol=1e-10)
+    loss = lambda m: jax.jit(jax.grad(lambda p: jnp.sum(jnp.sin(m.apply(p, u)))))(v)
+    for got, want in zip(jax.tree.leaves(loss(layer)), jax.tree.leaves(loss(explicit))):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-9, atol=1e-9)
 
 
 def test_paper_init():
