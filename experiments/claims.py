@@ -127,6 +127,77 @@ def cells_verdict(p_support, p_against, alpha: float) -> tuple:
     return "inconclusive", text
 
 
+def pooled_effect(cells, margin: float, confidence: float = 0.95, scale: float = 1.0,
+                  unit: str = "") -> tuple:
+    """Verdict of "the change improves the metric" over several cells (processes, sizes,
+    tasks), each a list of paired differences over seeds: ``(verdict, ours, rule)``.
+
+    Each cell gives its mean and standard error; the DerSimonian-Laird random-effects estimate
+    (:func:`experiments.stats.random_effects`) pools them, and its normal ``confidence``
+    interval decides the sign, its ``2 confidence - 1`` interval inside ``(-margin, margin)``
+    shows no effect larger than the margin (:func:`effect_verdict`). One rule for both
+    directions, so more cells never make one verdict likelier than the other."""
+    from scipy.stats import norm
+
+    from experiments.stats import random_effects
+    from experiments.tables import finite
+
+    means, ses = [], []
+    for diffs in cells:
+        d = finite(diffs)
+        means.append(float(d.mean()) if d.size else math.nan)
+        ses.append(float(d.std(ddof=1) / math.sqrt(d.size)) if d.size >= 2 else math.nan)
+    pooled = random_effects(means, ses)
+    m, se = pooled["mean"], pooled["se"]
+    z, z_eq = norm.ppf(0.5 + confidence / 2), norm.ppf(confidence)
+    low, high = m - z * se, m + z * se
+    eq_low, eq_high = m - z_eq * se, m + z_eq * se
+    verdict = effect_verdict(low, high, margin, eq_low, eq_high)
+    eq_level = 2 * confidence - 1
+    ours = (f"pooled {scale * m:+.3g}{unit} [{scale * low:+.3g}, {scale * high:+.3g}] "
+            f"({confidence:.0%}), [{scale * eq_low:+.3g}, {scale * eq_high:+.3g}] ({eq_level:.0%})"
+            f" over {pooled['k']} cells, between-cell variance {scale ** 2 * pooled['tau2']:.2g}")
+    rule = (f"random-effects (DerSimonian-Laird) pooled paired difference over cells, each cell's "
+            f"mean and standard error over seeds: {confidence:.0%} interval above 0 = "
+            f"reproduced, below 0 = not reproduced; {eq_level:.0%} interval inside "
+            f"+-{scale * margin:g}{unit} (equivalence margin {scale * margin:g}{unit}) = not "
+            "reproduced (no effect larger than the margin); else inconclusive")
+    return verdict, ours, rule
+
+
+def interval_threshold_verdict(low: float, high: float, reproduced_above: float,
+                               not_reproduced_below: float | None = None) -> str:
+    """A threshold claim decided by a confidence (e.g. bootstrap) interval ``[low, high]`` of
+    the measured value, never by the point: the whole interval above ``reproduced_above`` =
+    reproduced; the whole interval below ``not_reproduced_below`` (default the same
+    threshold) = not reproduced; else (or undefined) inconclusive. For a claim "below t",
+    pass the negated interval and threshold."""
+    below = reproduced_above if not_reproduced_below is None else not_reproduced_below
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if low > reproduced_above:
+        return "reproduced"
+    if high < below:
+        return "not reproduced"
+    return "inconclusive"
+
+
+def kendall_verdict(x, y, blocks, alpha: float) -> tuple:
+    """Verdict of "y increases with x" from Kendall's tau within blocks (runs that share data
+    and init, e.g. one seed), combined over blocks with an exact null
+    (:func:`experiments.stats.blocked_kendall`): ``(verdict, ours, result)``. One-sided
+    p < alpha for = reproduced, against = not reproduced, else inconclusive."""
+    from experiments.stats import blocked_kendall
+
+    r = blocked_kendall(x, y, blocks)
+    verdict = ("reproduced" if r["p_greater"] < alpha else
+               "not reproduced" if r["p_less"] < alpha else "inconclusive")
+    null = "exact null" if r["exact"] else "within-block permutation null"
+    ours = (f"Kendall tau {r['tau']:+.2f} within {r['blocks']} blocks ({r['pairs']} pairs), "
+            f"one-sided p {r['p_greater']:.2g} ({null})")
+    return verdict, ours, r
+
+
 def verdict_counts(claims) -> str:
     """``"N claims: a reproduced, b not reproduced, c inconclusive, d consistent
     (reconstruction check)"`` (the report's summary line; the four are counted apart)."""

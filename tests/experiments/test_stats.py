@@ -84,3 +84,43 @@ def test_random_effects_worked_by_hand():
     assert res["tau2"] == 0.0 and res["mean"] == pytest.approx(1.0)
     assert res["se"] == pytest.approx(1 / math.sqrt(1 + 0.25 + 0.25))
     assert stats.random_effects([float("nan")], [1.0])["k"] == 0
+
+
+def test_pooled_effect_worked_by_hand():
+    """Two cells with equal spread: DerSimonian-Laird by hand, normal intervals, margin."""
+    from scipy.stats import norm
+
+    from experiments.claims import pooled_effect
+
+    a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]  # means 2 and 3, se 1/sqrt(3) each
+    se = 1 / math.sqrt(3)
+    # Q = 2 * 3 * 0.25 = 1.5 > k - 1 = 1: tau2 = 0.5 / (6 - 18/6) = 1/6
+    tau2 = 0.5 / 3.0
+    pooled_se = 1 / math.sqrt(2 / (se ** 2 + tau2))
+    verdict, ours, rule = pooled_effect([a, b], margin=0.5)
+    low = 2.5 - norm.ppf(0.975) * pooled_se
+    assert f"[{low:+.3g}," in ours and "2 cells" in ours
+    assert verdict == "reproduced" and low > 0
+    assert "equivalence margin 0.5" in rule
+    # centred on 0 with a small spread: equivalent inside a wide margin, not inside a tight one
+    near = [[-0.01, 0.01, 0.0], [0.01, -0.01, 0.0]]
+    assert pooled_effect(near, margin=0.1)[0] == "not reproduced"
+    assert pooled_effect(near, margin=1e-4)[0] == "inconclusive"
+    assert pooled_effect([[-3.0, -2.0, -1.0]], margin=0.1)[0] == "not reproduced"
+
+
+def test_interval_threshold_and_kendall_verdicts():
+    from experiments.claims import interval_threshold_verdict, kendall_verdict
+
+    assert interval_threshold_verdict(2.1, 3.0, 2.0) == "reproduced"
+    assert interval_threshold_verdict(1.9, 3.0, 2.0) == "inconclusive"  # the point alone would pass
+    assert interval_threshold_verdict(1.0, 1.9, 2.0) == "not reproduced"
+    assert interval_threshold_verdict(1.0, 1.9, 2.0, 1.5) == "inconclusive"
+    assert interval_threshold_verdict(float("nan"), 3.0, 2.0) == "inconclusive"
+    # three blocks of 4 perfectly ordered runs: S = 18, exact p = (1/24)^3
+    x = [1, 2, 3, 4] * 3
+    blocks = [0] * 4 + [1] * 4 + [2] * 4
+    verdict, ours, r = kendall_verdict(x, x, blocks, 0.05)
+    assert verdict == "reproduced" and r["S"] == 18
+    assert r["p_greater"] == pytest.approx(24.0 ** -3)
+    assert kendall_verdict(x, [-v for v in x], blocks, 0.05)[0] == "not reproduced"
