@@ -75,31 +75,16 @@ def _write_json(path: str, value) -> None:
 
 def vector_groups(runs, max_members: int = 0) -> list:
     """The runs in groups that can train together (first-seen order; at most ``max_members``
-    per group, 0: no limit): equal configs up to the member keys (and, outside the
-    ``adam_l2`` recipe, equal learning rates)."""
-    from ssm_jax.training.vectorized import MEMBER_KEYS
+    per group, 0: no limit): equal :func:`ssm_jax.training.vectorized.group_key`."""
+    from ssm_jax.training.vectorized import group_key
 
     groups = {}
     for run in runs:
-        flat = json.loads(json.dumps(run.cfg.to_dict(), default=str))
-        key = {k: v for k, v in _flatten(flat).items() if k not in MEMBER_KEYS}
-        if run.cfg.optim.recipe != "adam_l2":
-            key["optim.lr"], key["optim.weight_decay"] = run.cfg.optim.lr, run.cfg.optim.weight_decay
-        groups.setdefault(json.dumps(key, sort_keys=True), []).append(run)
+        groups.setdefault(group_key(run.cfg), []).append(run)
     out = []
     for group in groups.values():
         size = max_members or len(group)
         out += [group[i:i + size] for i in range(0, len(group), size)]
-    return out
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
     return out
 
 

@@ -468,6 +468,17 @@ def config_changes(old: Mapping, new: Mapping, prefix: str = "") -> list:
     return out
 
 
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+    """``{"a.b": value}`` of a nested config dict."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def describe_config() -> list:
     """Help lines for every key: the sections, then each layer's ``model.ssm`` options."""
     from ssm_jax.layers import get_layer

@@ -110,15 +110,31 @@ def paper3_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransform
     ``ReduceLROnPlateau`` stepped once per epoch on the epoch-mean loss), from optax pieces:
     clip the global norm (``grad_clip``, 0 = off), add ``weight_decay * params`` to the
     gradient (coupled L2, as torch's Adam), Adam at constant ``lr``, then scale by the plateau
-    cut (:func:`plateau_transform`) on the mean loss over ``steps_per_epoch`` steps."""
-    parts = []
-    if optim_cfg.grad_clip > 0:
-        parts.append(optax.clip_by_global_norm(optim_cfg.grad_clip))
-    if optim_cfg.weight_decay > 0:
-        parts.append(optax.add_decayed_weights(optim_cfg.weight_decay))
-    parts += [optax.adam(optim_cfg.lr, b1=optim_cfg.b1, b2=optim_cfg.b2),
-              plateau_transform(optim_cfg, steps_per_epoch)]
-    return optax.chain(*parts)
+    cut (:func:`plateau_transform`) on the mean loss over ``steps_per_epoch`` steps.
+
+    ``lr`` and ``weight_decay`` are injected hyperparameters (``opt_state.hyperparams``), so
+    the members of a vectorized group may each have their own (:func:`set_hyperparams`)."""
+    clip = [optax.clip_by_global_norm(optim_cfg.grad_clip)] if optim_cfg.grad_clip > 0 else []
+
+    def chain(learning_rate, weight_decay):
+        return optax.chain(*clip, optax.add_decayed_weights(weight_decay),
+                           optax.adam(learning_rate, b1=optim_cfg.b1, b2=optim_cfg.b2),
+                           plateau_transform(optim_cfg, steps_per_epoch))
+
+    return optax.inject_hyperparams(chain)(learning_rate=optim_cfg.lr,
+                                           weight_decay=optim_cfg.weight_decay)
+
+
+def set_hyperparams(opt_state, optim_cfg, member_cfgs):
+    """The stacked optimizer state of a vectorized group with each member's ``lr`` and
+    ``weight_decay`` (``adam_l2``: injected hyperparameters); other recipes share them
+    (unchanged state)."""
+    if optim_cfg.recipe != "adam_l2":
+        return opt_state
+    hyper = dict(opt_state.hyperparams)
+    hyper["learning_rate"] = jnp.asarray([c.lr for c in member_cfgs], jnp.float32)
+    hyper["weight_decay"] = jnp.asarray([c.weight_decay for c in member_cfgs], jnp.float32)
+    return opt_state._replace(hyperparams=hyper)
 
 
 def make_optimizer(optim_cfg, total_steps: int, layers,

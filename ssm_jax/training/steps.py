@@ -12,7 +12,7 @@ import optax
 
 from ssm_jax.training.state import TrainState
 
-# An extra loss term: (intermediates, batch) -> scalar. It is added with a weight.
+# An extra loss term: (intermediates, batch, params) -> scalar. It is added with a weight.
 LossTerm = Callable[[Mapping, Mapping], jax.Array]
 
 
@@ -125,8 +125,7 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
         metrics["task_loss"] = loss
         total = loss
         for name, (weight, term) in terms.items():
-            value = (term(updates["intermediates"], batch, params)  # e.g. a penalty on C
-                     if getattr(term, "uses_params", False) else term(updates["intermediates"], batch))
+            value = term(updates["intermediates"], batch, params)
             metrics[name] = value
             total = total + weights.get(name, weight) * value
         for name, (weight, term) in output_terms.items():
@@ -148,8 +147,9 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
 
     Args:
       head: "classification" or "regression".
-      terms: ``{name: (weight, term)}`` extra loss terms; each ``term(intermediates, batch)``
-        reads the SSM layers' sown ``input``/``kernel`` intermediates of the same forward pass.
+      terms: ``{name: (weight, term)}`` extra loss terms; each ``term(intermediates, batch,
+        params)`` reads the SSM layers' sown ``input``/``kernel`` intermediates of the same
+        forward pass (or the parameters, e.g. a penalty on C).
       output_terms: ``{name: (weight, term)}`` extra loss terms ``term(outputs, batch)`` of the
         model outputs (e.g. :func:`collapse_penalty`).
       project: None, or ``project(old_params, new_params) -> params`` applied after every

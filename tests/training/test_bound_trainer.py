@@ -11,6 +11,7 @@ import pytest
 from ssm_jax.bound import layer_measures
 from ssm_jax.data import BatchIterator, get_dataset
 from ssm_jax.training import loop
+from ssm_jax.training import run as run_module
 from ssm_jax.training.config import load_config, parse_config
 from ssm_jax.training.metrics import read_metrics
 
@@ -18,7 +19,7 @@ from .conftest import SMOKE
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fast_compile")]
 
-REAL_MAKE_STEPS = loop.make_steps
+REAL_COMPILE_STEP = run_module.compile_step
 
 
 def bound_cfg(norm="batch", pooling="mean", **bound):
@@ -35,17 +36,17 @@ def capture_initial_state(monkeypatch):
     """Record the state the first train step receives (the variables after init)."""
     seen = {}
 
-    def make_steps(head, terms=None):
-        train_step, eval_step = REAL_MAKE_STEPS(head, terms)
+    def compile_step(step_fn, stacked):
+        train_step = REAL_COMPILE_STEP(step_fn, stacked)
 
-        def step(state, batch):
+        def step(state, batch, weights):
             seen.setdefault("state", state)
             seen.setdefault("batch", batch)
-            return train_step(state, batch)
+            return train_step(state, batch, weights)
 
-        return step, eval_step
+        return step
 
-    monkeypatch.setattr(loop, "make_steps", make_steps)
+    monkeypatch.setattr(run_module, "compile_step", compile_step)
     return seen
 
 

@@ -353,7 +353,7 @@ def test_the_cli_parses_the_config_exactly_once(tmp_path, monkeypatch):
     calls = []
     real = config_module._model
     monkeypatch.setattr(config_module, "_model", lambda section: calls.append(1) or real(section))
-    monkeypatch.setattr(loop, "_train", lambda cfg, *a: {"ok": True})  # no training
+    monkeypatch.setattr(loop, "fit", lambda runs, workdirs, **kw: [{"ok": True}])  # no training
     assert cli.main(["train", "--config", SMOKE, "--workdir", str(tmp_path / "w")]) == 0
     assert len(calls) == 1
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ssm_jax.training import loop
+from ssm_jax.training import run as run_module
 from ssm_jax.training.config import load_config
 from ssm_jax.training.metrics import read_metrics
 
@@ -20,7 +21,7 @@ from .conftest import SMOKE, restore_checkpoint, step_dirs
 # Compile time dominates: fewer XLA optimizations (tests/conftest.py).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fast_compile")]
 
-REAL_MAKE_STEPS = loop.make_steps
+REAL_COMPILE_STEP = run_module.compile_step
 
 
 def tiny_cfg(**train):
@@ -37,11 +38,11 @@ def poison(monkeypatch, bad_step, what):
     """Make the train step go non-finite right after update ``bad_step``: its reported loss
     (``what="loss"``) or the updated parameters (``what="params"``, metrics stay finite)."""
 
-    def make_steps(head, terms=None):
-        train_step, eval_step = REAL_MAKE_STEPS(head, terms)
+    def compile_step(step_fn, stacked):
+        train_step = REAL_COMPILE_STEP(step_fn, stacked)
 
-        def step(state, batch):
-            state, metrics = train_step(state, batch)
+        def step(state, batch, weights):
+            state, metrics = train_step(state, batch, weights)
             if int(state.step) == bad_step:
                 if what == "loss":
                     metrics = dict(metrics, loss=jnp.float32(jnp.nan))
@@ -49,9 +50,9 @@ def poison(monkeypatch, bad_step, what):
                     state = state.replace(params=jax.tree.map(lambda p: p + jnp.inf, state.params))
             return state, metrics
 
-        return step, eval_step
+        return step
 
-    monkeypatch.setattr(loop, "make_steps", make_steps)
+    monkeypatch.setattr(run_module, "compile_step", compile_step)
 
 
 def assert_finite_checkpoint(workdir, step):
@@ -101,7 +102,7 @@ def test_final_report_uses_the_best_validation_checkpoint(tmp_path, monkeypatch,
         step = int(jax.device_get(state.step))
         return {"accuracy": accuracy[step], "loss": 1.0 - accuracy[step], "at_step": step}
 
-    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    monkeypatch.setattr(run_module, "evaluate", fake_evaluate)
     cfg = tiny_cfg(num_steps=40, checkpoint_every=10, keep_checkpoints=2)
     report = loop.train_and_evaluate(cfg, str(tmp_path))
     assert report["best_step"] == 20

@@ -250,16 +250,17 @@ def test_keep_last_partial_batch_feeds_it_to_the_step(tmp_path, monkeypatch):
     """With train.drop_last=false the trainer's iterator yields the 8-example remainder of
     every epoch (16, 16, 8); with the default it never does."""
     from ssm_jax.training import loop
+    from ssm_jax.training import run as run_module
 
     seen = []
 
-    class Recording(loop.BatchIterator):
+    class Recording(run_module.BatchIterator):
         def __next__(self):
             batch = super().__next__()
             seen.append(len(batch["labels"]))
             return batch
 
-    monkeypatch.setattr(loop, "BatchIterator", Recording)
+    monkeypatch.setattr(run_module, "BatchIterator", Recording)
     for drop, expected in ((False, [16, 16, 8] * 2), (True, [16, 16] * 2)):
         seen.clear()
         c = default_config()
