@@ -21,7 +21,9 @@ import sys
 import jax
 import numpy as np
 
-from ssm_jax.training.config import PLACEMENT, RESUMABLE_CHANGES, Config, config_changes
+from ssm_jax.files import write_json_atomic
+from ssm_jax.training.config import Config
+from ssm_jax.training.workdir import resume_conflicts
 
 
 @dataclasses.dataclass
@@ -40,37 +42,18 @@ def run_config(task_cfg: Config, **changes) -> Config:
     return task_cfg.replace(**{"train.progress": False, **changes})
 
 
-def _written_config(workdir: str):
-    for name in (os.path.join("checkpoints", "config.json"), "config.json"):
-        path = os.path.join(workdir, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-    return None
-
-
 def check_runs(runs, directory: str) -> None:
-    """Unique run ids, and no run directory under ``directory`` written with another config."""
+    """Unique run ids, and no run directory under ``directory`` written with another config
+    (the trainer's resume policy, :func:`ssm_jax.training.workdir.resume_conflicts`)."""
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"run ids are not unique: {ids}")
     for run in runs:
         workdir = os.path.join(directory, "runs", run.run_id)
-        old = _written_config(workdir)
-        if old is None:
-            continue
-        new = json.loads(json.dumps(run.cfg.to_dict(), default=str))
-        changed = [k for k, _, _ in config_changes(old, new)
-                   if k not in RESUMABLE_CHANGES and not k.startswith(PLACEMENT)]
+        changed = [k for k, _, _ in resume_conflicts(workdir, run.cfg)[0]]
         if changed:
             raise ValueError(f"{workdir} holds a run with a different config ({', '.join(changed[:4])}"
                              f"{' ...' if len(changed) > 4 else ''}); delete it or choose another --out")
-
-
-def _write_json(path: str, value) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(path + ".tmp", path)
 
 
 def vector_groups(runs, max_members: int = 0) -> list:
@@ -88,75 +71,100 @@ def vector_groups(runs, max_members: int = 0) -> list:
     return out
 
 
-def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None,
-              vectorize: bool = False, max_members: int = 0) -> list:
+class _NoBar:
+    """A progress bar that shows nothing (sweeps inside an experiment with its own bar)."""
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+
+NO_BAR = _NoBar()
+
+
+def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
+              vectorize: bool = False, max_members: int = 0, retry=None,
+              max_retries: int = 0) -> list:
     """Train every run (skipping finished ones) and evaluate it; returns one row per run.
 
     Args:
       runs: list of :class:`Run`.
       directory: the experiment's results folder; run ``r`` works in ``directory/runs/<r.run_id>``.
       evaluate: ``evaluate(run, workdir, report) -> dict`` of extra numbers (cached in
-        ``result.json`` of the run).
+        ``result.json`` of the run); None: no evaluation (``result`` is {}).
       desc: label of the progress bar.
       bar: a tqdm bar to advance by one per run (``ssm-jax reproduce``'s bar over the whole
-        plan); None: a bar of this sweep.
-      vectorize: train the unfinished runs in vmapped groups (:func:`vector_groups`).
+        plan; :data:`NO_BAR`: none); None: a bar of this sweep.
+      vectorize: train the unfinished runs in vmapped groups (:func:`vector_groups`; a group
+        of one trains alone through the same trainer).
       max_members: the largest group (0: no limit).
+      retry: optional ``retry(row) -> Run | None``: a replacement for a finished run (e.g. the
+        next unused seed for a run that failed in its first epoch, the selective-SSM paper's
+        protocol), trained in a further round; at most ``max_retries`` rounds. The row of the
+        replacement takes the place of the first run's, with ``replaced`` (the run ids given up
+        on for it).
 
     Returns:
       list of dicts: ``run_id``, ``meta``, the trainer's report under ``report``, the
-      evaluation under ``result`` and ``trained`` (False when the run was reused).
+      evaluation under ``result``, ``trained`` (False when the run was reused) and
+      ``replaced``.
     """
     from tqdm import tqdm
 
-    from ssm_jax.training.loop import train_and_evaluate
-
-    check_runs(runs, directory)
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(runs), desc=desc, unit="run", dynamic_ncols=True, file=sys.stderr)
+    sweep = lambda rs: _sweep_round(rs, directory, evaluate, bar, vectorize, max_members)
+    rows = [dict(row, replaced=[]) for row in sweep(runs)]
+    for _ in range(max_retries if retry is not None else 0):
+        redo = [(i, retry(row)) for i, row in enumerate(rows)]
+        redo = [(i, run) for i, run in redo if run is not None]
+        if not redo:
+            break
+        for (i, _), row in zip(redo, sweep([run for _, run in redo])):
+            rows[i] = dict(row, replaced=rows[i]["replaced"] + [rows[i]["run_id"]])
+    if own_bar:
+        bar.close()
+    return rows
+
+
+def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members) -> list:
+    from ssm_jax.training.loop import train_and_evaluate
+    from ssm_jax.training.vectorized import train_members
+
+    check_runs(runs, directory)
     workdir_of = lambda run: os.path.join(directory, "runs", run.run_id)
     todo = [r for r in runs if not os.path.exists(os.path.join(workdir_of(r), "report.json"))]
-    grouped = set()
-    if vectorize:
-        from ssm_jax.training.vectorized import train_members
-
-        for group in vector_groups(todo, max_members):
-            if len(group) < 2:
-                continue
-            bar.set_postfix_str(f"{group[0].run_id} +{len(group) - 1} vectorized")
-            dirs = [workdir_of(r) for r in group]
-            os.makedirs(dirs[0], exist_ok=True)
-            with open(os.path.join(dirs[0], "train.log"), "a") as log, \
-                    contextlib.redirect_stdout(log):
+    for group in (vector_groups(todo, max_members) if vectorize else [[r] for r in todo]):
+        dirs = [workdir_of(r) for r in group]
+        bar.set_postfix_str(group[0].run_id + (f" +{len(group) - 1} vectorized" if len(group) > 1 else ""))
+        os.makedirs(dirs[0], exist_ok=True)
+        with open(os.path.join(dirs[0], "train.log"), "a") as log, contextlib.redirect_stdout(log):
+            if vectorize:
                 train_members([r.cfg for r in group], dirs)
-            grouped.update(r.run_id for r in group)
+            else:
+                train_and_evaluate(group[0].cfg, dirs[0])
+    trained = {r.run_id for r in todo}
     rows = []
     for run in runs:
         bar.set_postfix_str(run.run_id)
         workdir = workdir_of(run)
-        report_path = os.path.join(workdir, "report.json")
+        with open(os.path.join(workdir, "report.json")) as f:
+            report = json.load(f)
         result_path = os.path.join(workdir, "result.json")
-        trained = run.run_id in grouped or not os.path.exists(report_path)
-        if not os.path.exists(report_path):
-            os.makedirs(workdir, exist_ok=True)
-            with open(os.path.join(workdir, "train.log"), "a") as log, \
-                    contextlib.redirect_stdout(log):
-                report = train_and_evaluate(run.cfg, workdir)
-        else:
-            with open(report_path) as f:
-                report = json.load(f)
-        if os.path.exists(result_path):
+        if evaluate is None:
+            result = {}
+        elif os.path.exists(result_path):
             with open(result_path) as f:
                 result = json.load(f)
         else:
             result = evaluate(run, workdir, report)
-            _write_json(result_path, result)
+            write_json_atomic(result_path, result)
         rows.append({"run_id": run.run_id, "meta": run.meta, "report": report, "result": result,
-                     "trained": trained})
+                     "trained": run.run_id in trained})
         bar.update(1)
-    if own_bar:
-        bar.close()
     return rows
 
 

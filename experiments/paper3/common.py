@@ -6,7 +6,6 @@ numbers of the authors' released logs (digest sections 5.1-5.4)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 
@@ -198,11 +197,6 @@ def run_config(task_cfg, task: str, T: int, protocol: Protocol, seed: int,
 # ---------------------------------------------------------------------------- groups of runs
 
 
-def _read(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def curves(workdir: str, spe: int) -> dict:
     """Per-epoch curves of a run: ``loss`` (epoch-mean training loss, epochs 1..E), ``s_A``
     and every other ``params`` metric (epochs 0..E)."""
@@ -220,23 +214,19 @@ def curves(workdir: str, spe: int) -> dict:
 
 
 def train_group(members, directory: str) -> list:
-    """Train ``members`` (list of ``sweeps.Run``) together unless all are finished; returns
-    one row per member: run_id, meta, report, curves."""
-    from ssm_jax.training.loop import steps_per_epoch
-    from ssm_jax.training.vectorized import train_members
+    """Train ``members`` (list of ``sweeps.Run``; the unfinished ones in vectorized groups)
+    with the sweep runner; returns one row per member: run_id, meta, report, curves, spe and
+    trained."""
+    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True)
+    return [_with_curves(row, m.cfg, directory) for m, row in zip(members, rows)]
 
-    sweeps.check_runs(members, directory)
-    dirs = [os.path.join(directory, "runs", m.run_id) for m in members]
-    todo = [i for i, w in enumerate(dirs) if not os.path.exists(os.path.join(w, "report.json"))]
-    if todo:
-        train_members([members[i].cfg for i in todo], [dirs[i] for i in todo])
-    rows = []
-    for m, w in zip(members, dirs):
-        report = _read(os.path.join(w, "report.json"))
-        spe = steps_per_epoch(m.cfg, report.get("num_train", m.cfg.data["num_train"]))
-        rows.append(dict(run_id=m.run_id, meta=m.meta, report=report, curves=curves(w, spe),
-                         spe=spe, trained=bool(todo)))
-    return rows
+
+def _with_curves(row, cfg, directory: str, **extra) -> dict:
+    from ssm_jax.training.loop import steps_per_epoch
+
+    spe = steps_per_epoch(cfg, row["report"]["num_train"])
+    return dict(row, curves=curves(os.path.join(directory, "runs", row["run_id"]), spe), spe=spe,
+                **extra)
 
 
 def train_with_retries(make_member, seeds, directory: str, max_retries: int = 5) -> list:
@@ -246,23 +236,27 @@ def train_with_retries(make_member, seeds, directory: str, max_retries: int = 5)
 
     Returns the rows of the successful (or finally failed) runs, each with
     ``failed_seeds`` (the seeds given up on for it)."""
-    pending = [(s, []) for s in seeds]
-    next_seed = max(seeds) + 1
-    done = []
-    for attempt in range(max_retries + 1):
-        rows = train_group([make_member(s) for s, _ in pending], directory)
-        retry = []
-        for (seed, failed), row in zip(pending, rows):
-            fs = row["report"].get("failed_step")
-            if fs is not None and fs <= row["spe"] and attempt < max_retries:
-                retry.append((next_seed, failed + [seed]))
-                next_seed += 1
-            else:
-                done.append(dict(row, failed_seeds=failed))
-        if not retry:
-            break
-        pending = retry
-    return done
+    from ssm_jax.training.loop import steps_per_epoch
+
+    members = [make_member(s) for s in seeds]
+    seed_of = {m.run_id: s for m, s in zip(members, seeds)}
+    cfg_of = {m.run_id: m.cfg for m in members}
+    next_seed = [max(seeds) + 1]
+
+    def retry(row):
+        failed = row["report"].get("failed_step")
+        spe = steps_per_epoch(cfg_of[row["run_id"]], row["report"]["num_train"])
+        if failed is None or failed > spe:
+            return None
+        run = make_member(next_seed[0])
+        seed_of[run.run_id], cfg_of[run.run_id] = next_seed[0], run.cfg
+        next_seed[0] += 1
+        return run
+
+    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True, retry=retry,
+                            max_retries=max_retries)
+    return [_with_curves(row, cfg_of[row["run_id"]], directory,
+                         failed_seeds=[seed_of[r] for r in row["replaced"]]) for row in rows]
 
 
 def exploded(row, threshold: float) -> bool:

@@ -19,6 +19,8 @@ import sys
 import jax
 import orbax.checkpoint as ocp
 
+from ssm_jax.training.state import model_variables
+
 ITEMS = ("state", "data")
 KINDS = ("last", "best")
 
@@ -195,8 +197,4 @@ def load_variables(workdir: str, step: int | None = None, which: str = "best") -
             state=ocp.args.StandardRestore(), data=ocp.args.JsonRestore()))
     finally:
         manager.close()
-    state = out["state"]
-    variables = {"params": state["params"]}
-    if state.get("batch_stats"):
-        variables["batch_stats"] = state["batch_stats"]
-    return variables
+    return model_variables(out["state"])

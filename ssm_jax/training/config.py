@@ -40,7 +40,7 @@ from ssm_jax import options as opt
 from ssm_jax.bound.config import BoundOptions
 from ssm_jax.bound.timescale_init import InitOptions
 from ssm_jax.data import resolve_config
-from ssm_jax.layers import NORMS, PROJECTIONS, layer_names, layer_options
+from ssm_jax.layers import NORMS, PROJECTIONS, get_layer, layer_names, layer_options
 from ssm_jax.models import ENCODERS, POOLINGS
 from ssm_jax.options import OptionError, option
 from ssm_jax.training.optim import SCHEDULES
@@ -481,8 +481,6 @@ def flatten(tree: Mapping, prefix: str = "") -> dict:
 
 def describe_config() -> list:
     """Help lines for every key: the sections, then each layer's ``model.ssm`` options."""
-    from ssm_jax.layers import get_layer
-
     lines = ["seed (int; default 0): random seed of the init, dropout and batch order",
              "data.name (str; default 'digits'): dataset; its keys: `ssm_jax/data/README.md`"]
     for name, cls in SECTIONS.items():

@@ -33,7 +33,6 @@ import flax.traverse_util as traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from tqdm import tqdm
 
 from ssm_jax.data import BatchIterator
@@ -47,7 +46,7 @@ from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import make_optimizer, set_hyperparams
 from ssm_jax.training.sharding import DataParallel, is_primary, sync, to_host
 from ssm_jax.training.state import TrainState
-from ssm_jax.training.steps import make_loss, make_steps, step_failed
+from ssm_jax.training.steps import make_eval_step, make_loss, make_train_step
 from ssm_jax.training.workdir import check_resume, write_fingerprint
 
 MEMBER_FILE = "member.json"  # failed_step of a stacked member, saved with its checkpoints
@@ -216,27 +215,6 @@ def projection(run: Run):
     if not projects:
         return None
     return lambda old, new: functools.reduce(lambda p, f: f(old, p), projects, new)
-
-
-def make_train_step(objective, project, failure: str):
-    """``step(state, batch, weights) -> (state, metrics)``: one optimizer update of a
-    :class:`TrainState`; the metrics are the batch means of the objective's parts, the
-    gradient norm and ``failed`` (the step failed the run: :func:`step_failed`)."""
-
-    def step(state: TrainState, batch, weights):
-        rng = jax.random.fold_in(state.rng, state.step)
-        grads, (metrics, batch_stats) = jax.grad(objective, has_aux=True)(
-            state.params, state.apply_fn, state.batch_stats, batch, rng, weights)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        # value: for optimizers that read the loss (the plateau cut of adam_l2)
-        new = state.apply_gradients(grads, batch_stats, value=metrics["loss"])
-        if project is not None:
-            new = new.replace(params=project(state.params, new.params))
-        metrics["failed"] = step_failed(failure, metrics, grads, new.params)
-        metrics.pop("outputs_finite", None)
-        return new, metrics
-
-    return step
 
 
 def frozen_on_failure(step):
@@ -464,7 +442,7 @@ def fit(runs, workdirs, *, dp: DataParallel | None = None, progress=None, quiet:
     tx = make_optimizer(cfg.optim, sched.num_steps, base.layers, steps_per_epoch=sched.steps_per_epoch)
     objective, weights = group_objective(runs)
     step_fn = make_train_step(objective, projection(base), cfg.train.failure)
-    _, eval_step = make_steps(base.model.head)
+    eval_step = make_eval_step(base.model.head)
     members = _Members(runs, workdirs, dp, say)
     members.write_configs()
     states = [TrainState.create(apply_fn=base.model.apply, variables=r.variables, tx=tx, rng=r.rng)

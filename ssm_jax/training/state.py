@@ -9,6 +9,16 @@ import jax
 import optax
 
 
+def model_variables(tree) -> dict:
+    """The model variables of a train state or its checkpointed tree: ``params``, and
+    ``batch_stats`` when the model has BatchNorm statistics."""
+    get = tree.get if isinstance(tree, dict) else lambda k: getattr(tree, k)
+    v = {"params": get("params")}
+    if get("batch_stats"):
+        v["batch_stats"] = get("batch_stats")
+    return v
+
+
 class TrainState(flax.struct.PyTreeNode):
     """Everything a train step reads and writes; a pytree, so it can be checkpointed whole.
 
@@ -38,10 +48,7 @@ class TrainState(flax.struct.PyTreeNode):
 
     @property
     def variables(self):
-        v = {"params": self.params}
-        if self.batch_stats:
-            v["batch_stats"] = self.batch_stats
-        return v
+        return model_variables(self)
 
     def apply_gradients(self, grads, batch_stats, **extra_args):
         """``extra_args`` (e.g. ``value=loss``) go to optimizers that take them."""

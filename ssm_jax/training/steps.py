@@ -140,10 +140,51 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
     return loss_fn
 
 
+def make_train_step(objective, project: Callable | None = None, failure: str | None = None):
+    """``step(state, batch, weights) -> (state, metrics)``: one optimizer update of a
+    :class:`TrainState` (not jitted: the trainer jits it, or vmaps it over stacked runs).
+
+    ``objective``: :func:`make_loss`'s ``loss_fn``; ``weights``: its per-call term weights (or
+    None). The metrics are the batch means of the objective's parts and ``grad_norm``; with a
+    ``failure`` rule also ``failed`` (the step failed the run: :func:`step_failed`).
+    ``project(old_params, new_params)`` is applied after the update.
+    """
+
+    def step(state: TrainState, batch, weights=None):
+        rng = jax.random.fold_in(state.rng, state.step)
+        grads, (metrics, batch_stats) = jax.grad(objective, has_aux=True)(
+            state.params, state.apply_fn, state.batch_stats, batch, rng, weights)
+        metrics["grad_norm"] = optax.tree.norm(grads)
+        # value: for optimizers that read the loss (the plateau cut of adam_l2)
+        new = state.apply_gradients(grads, batch_stats, value=metrics["loss"])
+        if project is not None:
+            new = new.replace(params=project(state.params, new.params))
+        if failure is not None:
+            metrics["failed"] = step_failed(failure, metrics, grads, new.params)
+        metrics.pop("outputs_finite", None)
+        return new, metrics
+
+    return step
+
+
+def make_eval_step(head: str):
+    """``eval_step(state, batch)``: sums of the task metrics weighted by ``batch["mask"]``
+    (padding rows excluded) with ``count``, to be added up over batches (jitted)."""
+
+    @jax.jit
+    def eval_step(state: TrainState, batch):
+        out = state.apply_fn(state.variables, batch["inputs"], batch["lengths"], train=False)
+        return task_loss(out, batch["labels"], head, batch.get("mask"))[1]
+
+    return eval_step
+
+
 def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = None,
                output_terms: Mapping[str, tuple[float, Callable]] | None = None,
                project: Callable | None = None, failure: str | None = None):
-    """Build ``train_step(state, batch) -> (state, metrics)`` and ``eval_step(state, batch)``.
+    """Jitted ``train_step(state, batch) -> (state, metrics)`` (:func:`make_train_step` of
+    :func:`make_loss` with the terms' own weights) and ``eval_step(state, batch)``
+    (:func:`make_eval_step`).
 
     Args:
       head: "classification" or "regression".
@@ -156,38 +197,10 @@ def make_steps(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = N
         optimizer step (e.g. paper 2's Re <= 0 projection).
       failure: None, or a rule of :func:`step_failed`: the train metrics then hold ``failed``
         (a () bool of the step, not a mean to log).
-
-    ``train_step`` returns per-batch means (``loss`` is the total objective, ``task_loss``
-    the task part, one entry per term). ``eval_step`` returns sums weighted by
-    ``batch["mask"]`` (padding rows excluded) with ``count``, to be added up over batches.
     """
     objective = make_loss(head, terms, output_terms, check_outputs=failure == "authors")
-
-    def loss_fn(params, state, batch, rng):
-        return objective(params, state.apply_fn, state.batch_stats, batch, rng)
-
-    @jax.jit
-    def train_step(state: TrainState, batch):
-        rng = jax.random.fold_in(state.rng, state.step)
-        grads, (metrics, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params, state, batch, rng)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        # value: for optimizers that read the loss (optax.contrib.reduce_on_plateau)
-        new_state = state.apply_gradients(grads, batch_stats, value=metrics["loss"])
-        if project is not None:
-            new_state = new_state.replace(params=project(state.params, new_state.params))
-        if failure is not None:
-            metrics["failed"] = step_failed(failure, metrics, grads, new_state.params)
-            metrics.pop("outputs_finite", None)
-        return new_state, metrics
-
-    @jax.jit
-    def eval_step(state: TrainState, batch):
-        variables = state.variables
-        out = state.apply_fn(variables, batch["inputs"], batch["lengths"], train=False)
-        _, sums = task_loss(out, batch["labels"], head, batch.get("mask"))
-        return sums
-
-    return train_step, eval_step
+    step = make_train_step(objective, project, failure)
+    return jax.jit(lambda state, batch: step(state, batch)), make_eval_step(head)
 
 
 @functools.partial(jax.jit, static_argnames="model")

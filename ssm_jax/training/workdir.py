@@ -89,28 +89,44 @@ class WorkdirLock:
         return False
 
 
-def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
-    """Refuse to resume checkpoints written with another config; report harmless changes.
+def written_config(workdir: str):
+    """The config a run in ``workdir`` was written with (its checkpoints' fingerprint, else its
+    ``config.json``), or None for a new directory."""
+    for path in (os.path.join(workdir, FINGERPRINT), os.path.join(workdir, "config.json")):
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    return None
 
-    Does nothing when ``workdir`` holds no fingerprint yet (a new run).
+
+def resume_conflicts(workdir: str, cfg: Config) -> tuple:
+    """The resume policy: ``(refused, allowed)`` lists of ``(key, old, new)`` between the config
+    ``workdir`` was written with and ``cfg``. Refused: anything but logging, evaluation and
+    checkpoint cadence (:data:`RESUMABLE_CHANGES`) and device placement; ``([], [])`` for a new
+    directory."""
+    old = written_config(workdir)
+    if old is None:
+        return [], []
+    new = json.loads(json.dumps(cfg.to_dict(), default=str))
+    changes = [c for c in config_changes(old, new) if not c[0].startswith(PLACEMENT)]
+    return [c for c in changes if c[0] not in RESUMABLE_CHANGES], \
+        [c for c in changes if c[0] in RESUMABLE_CHANGES]
+
+
+def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
+    """Refuse to resume checkpoints written with another config (:func:`resume_conflicts`);
+    report harmless changes. Does nothing for a new run.
 
     Raises:
       ConfigError naming every differing key that a resume cannot change.
     """
-    path = os.path.join(workdir, FINGERPRINT)
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        old = json.load(f)
-    new = json.loads(json.dumps(cfg.to_dict(), default=str))
-    changes = [c for c in config_changes(old, new) if not c[0].startswith(PLACEMENT)]
-    refused = [c for c in changes if c[0] not in RESUMABLE_CHANGES]
+    refused, allowed = resume_conflicts(workdir, cfg)
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in refused[:6])
         more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
         raise ConfigError(f"cannot resume {workdir!r}: its checkpoints were written with another "
                           f"config: {listed}{more}; use the original values or a new --workdir")
-    for key, a, b in changes:
+    for key, a, b in allowed:
         report(f"resuming with changed {key}: {a!r} -> {b!r}")
 
 

@@ -68,12 +68,12 @@ def test_adam_l2_is_coupled_l2_then_adam_and_plateau_cuts_lr():
     state = tx.init(p)
     for _ in range(2 * 4):
         _, state = tx.update(g, state, p, value=jnp.float32(1.0))
-    scale = float(state[-1].scale)
+    scale = float(state.inner_state[-1].scale)  # the chain inside the injected hyperparameters
     assert scale < 1.0
     state = tx.init(p)
     for i in range(2 * 4):  # a loss falling by 50% per epoch is never a plateau
         _, state = tx.update(g, state, p, value=jnp.float32(0.5 ** (i // 2)))
-    assert float(state[-1].scale) == 1.0
+    assert float(state.inner_state[-1].scale) == 1.0
 
 
 def _rows(workdir):

@@ -19,7 +19,7 @@ from .conftest import init_params, tiny_batch, tiny_model
 pytestmark = pytest.mark.usefixtures("fast_compile")
 
 
-def kernel_sq(intermediates, batch):
+def kernel_sq(intermediates, batch, params=None):
     """Sum of squares of every sown SSM kernel."""
     flat = traverse_util.flatten_dict(intermediates)
     values = [jnp.sum(jnp.square(k)) for path, ks in flat.items() if path[-1].startswith("kernel")
@@ -105,7 +105,7 @@ def test_loss_term_is_added_with_its_weight_and_its_gradient_flows(setup):
 
 def test_several_terms_add_up(setup):
     model, params, batch = setup
-    terms = {"ksq": (0.1, kernel_sq), "const": (2.0, lambda inter, b: jnp.float32(3.0))}
+    terms = {"ksq": (0.1, kernel_sq), "const": (2.0, lambda inter, b, p: jnp.float32(3.0))}
     step, _ = make_steps("classification", terms=terms)
     _, m = step(sgd_state(model, params), batch)
     assert float(m["const"]) == 3.0
