@@ -20,8 +20,8 @@ read-out ``y_hat = 2 Re(c^T h_L)``: its real features are ``z = F x`` with ``F =
   has ``E[R^2_test] = R^2 - c (1 - R^2)`` with ``c = p / (n - p - 1)`` (p independent
   features), so the reported ``R^2_hat = (R^2_test + c) / (1 + c)`` is unbiased for the
   population R^2 (without it, delays with no memory count about ``-c`` each). Features are
-  orthonormalized first (SVD of F; singular values below 1e-10 of the largest, i.e. exact
-  aliases, dropped), which changes no prediction.
+  orthonormalized first (QR and SVD of F; singular values below 1e-10 of the largest, i.e.
+  exact aliases, dropped), which changes no prediction.
 
 Re = 0 vs Re = -1/2 at the proposed Delta (``kappa / sqrt(L lambda_max)``, lambda_max = 1 for
 white input) and, in the tables, at the S4D default 0.01. Claims: the long-delay capacity is
@@ -103,15 +103,18 @@ def features(Lambda, step, L) -> np.ndarray:
 
 
 def orthonormal_rows(F, rtol: float = 1e-10) -> np.ndarray:
-    """An orthonormal basis ``(r, L)`` of the row space of ``F`` (singular values below
-    ``rtol`` times the largest dropped)."""
-    _, s, Vt = np.linalg.svd(F, full_matrices=False)
-    return Vt[s > rtol * s[0]]
+    """An orthonormal basis ``(r, L)`` of the row space of ``F (k, L)``, ``k <= L`` (singular
+    values below ``rtol`` times the largest dropped): ``F^T = Q R`` (QR), ``R^T = U S V^T``
+    (SVD), so ``F = U S (Q V)^T`` and the rows of ``(Q V)^T`` span it."""
+    Q, R = np.linalg.qr(F.T)
+    _, s, Vt = np.linalg.svd(R.T)
+    return (Q @ Vt.T).T[s > rtol * s[0]]
 
 
-def recall_r2(Lambda, step, L) -> np.ndarray:
-    """Population R^2 of the optimal real read-out for every delay k = 0..L-1: (L,)."""
-    Q = orthonormal_rows(features(Lambda, step, L))
+def recall_r2(Lambda, step, L, Q=None) -> np.ndarray:
+    """Population R^2 of the optimal real read-out for every delay k = 0..L-1: (L,).
+    ``Q``: the orthonormal feature rows, if already computed."""
+    Q = orthonormal_rows(features(Lambda, step, L)) if Q is None else Q
     return np.clip(np.sum(Q ** 2, axis=0)[::-1], 0, 1)  # diag of the projection; k = L-1-s
 
 
@@ -148,10 +151,13 @@ def execute(exp, directory, lengths, bar) -> dict:
     curves, rows, seed_rows = {}, [], []
     neg = min(e.real_parts)
     for L in lengths:
+        bases = {}
         for d in e.deltas:
             step = step_of(e, L, d)
             for re in e.real_parts:
-                r2 = recall_r2(family_modes("lin", e.modes, real_part=re), step, L)
+                Lam = family_modes("lin", e.modes, real_part=re)
+                bases[d, re] = orthonormal_rows(features(Lam, step, L))
+                r2 = recall_r2(Lam, step, L, bases[d, re])
                 curves[L, d, re] = r2
                 edges = np.linspace(0, L, e.bins + 1).astype(int)
                 for a, b in zip(edges[:-1], edges[1:]):
@@ -159,13 +165,15 @@ def execute(exp, directory, lengths, bar) -> dict:
                                      delay_to=b - 1, mean_r2=float(r2[a:b].mean())))
         # trained read-outs (the claims' Delta: 'auto'), paired over the real parts
         step = step_of(e, L, "auto")
-        bases = {re: orthonormal_rows(features(family_modes("lin", e.modes, real_part=re),
-                                               step, L)) for re in (0.0, neg)}
+        fitted = {re: bases.get(("auto", re)) for re in (0.0, neg)}
+        fitted = {re: orthonormal_rows(features(family_modes("lin", e.modes, real_part=re),
+                                                step, L)) if Q is None else Q
+                  for re, Q in fitted.items()}
         k0 = int(math.ceil(e.long_fraction * L))
         for seed in range(e.first_seed, e.first_seed + e.num_seeds):
             X = np.random.default_rng([seed, L]).standard_normal((e.train_sequences, L))
             row = dict(L=L, seed=seed)
-            for re, Q in bases.items():
+            for re, Q in fitted.items():
                 r2 = trained_r2(Q, X)
                 tag = "zero" if re == 0.0 else "neg"
                 row[f"total_{tag}"] = float(r2.sum())
