@@ -4,7 +4,10 @@
 
 Scales: ``cpu`` (default): majority at the paper's settings (d=4, N=4, m=1000, batch 64,
 40 epochs), T in {50, 100, 200, 400}, inits s_A in {-0.1, 0.1}, 2 seeds each; ``quick``:
-T in {50, 200}, m=300, 5 epochs; ``paper``: as cpu with 5 seeds; ``tiny``: tests.
+T in {50, 200}, m=300, 5 epochs; ``paper``: as cpu with 5 seeds; ``tiny``: tests. Verdicts:
+bootstrap intervals over the trained runs of the median exponent (level ``confidence``),
+thresholds ``flat_exponent`` / ``steep_exponent`` (s_A < 0) and ``exponential_exponent`` /
+``flat_limit`` (s_A > 0).
 """
 
 import ml_collections
@@ -21,7 +24,8 @@ def get_config(arg: str = "cpu"):
     c.experiment = ml_collections.ConfigDict(dict(
         name="bound_terms", task="majority", lengths=[50, 100, 200, 400], s_A_values=[-0.1, 0.1],
         first_seed=1, num_seeds=2, grid=[100, 1000, 10000, 100000], flat_exponent=0.5,
-        **protocol_defaults()))
+        steep_exponent=1.5, exponential_exponent=2.0, flat_limit=1.0, confidence=0.95,
+        resamples=4000, bootstrap_seed=0, **protocol_defaults()))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 5

@@ -17,11 +17,18 @@ Fits: slope of ``log E[y_L^2]`` vs ``log L`` (bounded = |slope| <= growth_tol), 
 of ``log delta_auto`` vs ``log L`` over the whole range and over the top two lengths (the
 asymptotic regime), against -1/2 (white, AR(1)), -(2-alpha)/2 (power law), -1 (constant).
 Writes ``table.csv``, ``exponents.csv``, ``table.md``, ``output_scale.png``.
+
+Claims: every number is an exact expectation, so the spread a verdict needs is the one over
+input patterns: each claim takes one value per input family and decides with the percentile
+bootstrap interval (over families) of their median, never with a point or an any/all rule
+(the one exception: a family above the E[y^2] bound is a counterexample to the bound). All
+three check our own derivations (digest Sec. 3), so they are reconstruction checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -29,8 +36,8 @@ import time
 import numpy as np
 
 from experiments import figures, runner, tables
-from experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, all_verdict,
-                               reconstruction_check, threshold_verdict)
+from experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, interval_threshold_verdict,
+                               reconstruction_check)
 from experiments.paper2.common import (autocovariance, family_modes, lambda_max, mode_kernels,
                                        predicted_delta_exponent, quadratic_form)
 from ssm_jax.options import option
@@ -59,6 +66,10 @@ class Settings:
                                      minimum=1.0)
     delta_tol: float = option(0.1, "Delta exponent matches the prediction within this",
                               positive=True)
+    confidence: float = option(0.95, "level of the bootstrap intervals", minimum=0.5,
+                               maximum=1.0, exclusive_minimum=True, exclusive_maximum=True)
+    resamples: int = option(4000, "bootstrap resamples", minimum=100)
+    seed: int = option(0, "seed of the bootstrap", minimum=0)
 
 
 def prepare(exp, directory) -> list:
@@ -185,19 +196,32 @@ def execute(exp, directory, lengths, bar) -> dict:
     return {"fits": fit}
 
 
+def below(values, tol: float, e) -> tuple:
+    """``(verdict, median, low, high)``: the percentile bootstrap interval (over the input
+    families, ``e.resamples`` draws) of the median of ``values``: entirely below ``tol`` =
+    reproduced, entirely above = not reproduced, else (or undefined: fewer than 2 families)
+    inconclusive."""
+    med, low, high = tables.bootstrap_interval(values, np.median, e.confidence, e.resamples,
+                                               e.seed)
+    return interval_threshold_verdict(-high, -low, -tol), med, low, high
+
+
 def claims(exp, summary) -> list:
     e = exp.settings
     fit = summary["fits"]
     tol = e.growth_tol
+    level = f"{e.confidence:.0%} percentile bootstrap interval over the input families"
     zero = [r for r in fit if r["real_part"] == 0.0]
     out = []
     if zero:
-        verdicts = []
-        for r in zero:
-            ratio = r["growth_loguniform"] / r["growth_auto"]
-            verdicts.append("not reproduced" if not r["under_bound"] else threshold_verdict(
-                ratio, lambda q: q >= e.min_growth_ratio, lambda q: q < 1.0))
         Lr = f"{2 ** min(e.log2_lengths)}..{2 ** max(e.log2_lengths)}"
+        # log10 of how many times faster E[y^2] grows with log-uniform Delta than with the rule
+        logs = [math.log10(r["growth_loguniform"] / r["growth_auto"]) for r in zero]
+        med, low, high = tables.bootstrap_interval(logs, np.median, e.confidence, e.resamples,
+                                                   e.seed)
+        verdict = interval_threshold_verdict(low, high, math.log10(e.min_growth_ratio), 0.0)
+        if not all(r["under_bound"] for r in zero):
+            verdict = "not reproduced"  # a counterexample to the bound (exact numbers)
         ours = "; ".join(f"{r['family']}: growth x{r['growth_auto']:.3g} (rule) vs "
                          f"x{r['growth_loguniform']:.3g} (logU), top slopes {r['top_Ey2_auto']:+.2f}"
                          f" / {r['top_Ey2_loguniform']:+.2f}, under bound: {r['under_bound']}"
@@ -206,45 +230,54 @@ def claims(exp, summary) -> list:
             paper=PAPER, experiment=e.name,
             text="With Re(w) = 0, E[y_L^2] at init is bounded in L with the autocorrelation "
                  "Delta = kappa/sqrt(L lambda_max), and grows with L for the fixed log-uniform Delta",
-            paper_value=NO_NUMBER, ours=f"E[y^2] growth over L = {Lr}: " + ours,
-            verdict=reconstruction_check(all_verdict(verdicts)),
-            rule="reconstruction check (the bound is our derivation, digest Sec. 3): consistent "
-                 "if, for every input family, E[y^2] with the rule stays under the "
-                 "L-independent bound lam L Delta^2 E(sum|c|)^2 at every L and its growth over "
-                 f"the L range is >= {e.min_growth_ratio:g}x smaller than with log-uniform Delta; "
-                 "not reproduced if above the bound or growing faster",
+            paper_value=NO_NUMBER,
+            ours=f"median growth ratio (logU / rule) over L = {Lr}: x{10 ** med:.3g} "
+                 f"[x{10 ** low:.3g}, x{10 ** high:.3g}] over {len(zero)} families; " + ours,
+            verdict=reconstruction_check(verdict),
+            rule="reconstruction check (the bound is our derivation, digest Sec. 3; exact "
+                 "expectations): not reproduced if E[y^2] with the rule exceeds the "
+                 "L-independent bound lam L Delta^2 E(sum|c|)^2 for any family and L (a "
+                 f"counterexample); else the {level} of the median ratio of the growth over the "
+                 f"L range (log-uniform Delta / rule) above {e.min_growth_ratio:g}x = consistent, "
+                 "below 1x = not reproduced, else inconclusive",
             evidence=("table.md", "exponents.csv", "output_scale.png")))
     neg = [r for r in fit if r["real_part"] < 0]
+    summable = [r for r in neg if r["family"] == "white" or r["family"].startswith("ar1_")]
     if neg:
-        v = [threshold_verdict(r["top_Ey2_loguniform"], lambda s: s <= tol, lambda s: s > tol)
-             for r in neg if r["family"] in ("white",) or r["family"].startswith("ar1_")]
+        verdict, med, low, high = below([abs(r["top_Ey2_loguniform"]) for r in summable], tol, e)
         out.append(Claim(
             paper=PAPER, experiment=e.name,
             text="With Re(w) < 0 the output scale at init is L-independent for summable "
                  "autocorrelation even with a fixed Delta (stability from the decay, at the "
                  "cost of memory)",
             paper_value=NO_NUMBER,
-            ours="; ".join(f"{r['family']} Re={r['real_part']:g}: logU slope (top) "
-                           f"{r['top_Ey2_loguniform']:+.3f}" for r in neg),
-            verdict=all_verdict(v) if v else "inconclusive",
-            rule=f"reproduced if the log-uniform slope over the two largest L is <= {tol:g} for "
-                 "white and AR(1) inputs",
+            ours=f"median |logU slope (top)| over {len(summable)} summable families: {med:.3f} "
+                 f"[{low:.3f}, {high:.3f}]; "
+                 + "; ".join(f"{r['family']} Re={r['real_part']:g}: logU slope (top) "
+                             f"{r['top_Ey2_loguniform']:+.3f}" for r in neg),
+            verdict=reconstruction_check(verdict),
+            rule="reconstruction check (L-independence for Re < 0 is our derivation, digest Sec. "
+                 f"3 (b); exact expectations): {level} (white and AR(1) inputs) of the median "
+                 "|slope of log E[y^2] on log L| (log-uniform Delta, two largest L) below "
+                 f"{tol:g} = consistent, above = not reproduced, else inconclusive",
             evidence=("exponents.csv",)))
-    per = []
-    for r in zero or fit:
-        per.append(threshold_verdict(abs(r["delta_exponent_top"] - r["predicted"]),
-                                     lambda d: d <= e.delta_tol, lambda d: d > e.delta_tol))
+    fams = zero or fit
+    verdict, med, low, high = below([abs(r["delta_exponent_top"] - r["predicted"]) for r in fams],
+                                    e.delta_tol, e)
     out.append(Claim(
         paper=PAPER, experiment=e.name,
         text="The admissible timescale scales as L^-1/2 (white / summable autocorrelation), "
              "L^-(2-alpha)/2 (power-law autocorrelation), L^-1 (constant-in-time inputs)",
         paper_value=RECONSTRUCTION,  # our derivation: -1/2, -(2-alpha)/2, -1
-        ours="; ".join(f"{r['family']}: {r['delta_exponent']:+.3f} (top {r['delta_exponent_top']:+.3f},"
-                       f" our derivation {r['predicted']:+.3f})" for r in (zero or fit)),
-        verdict=reconstruction_check(all_verdict(per)),
-        rule=f"reconstruction check (the exponents are our derivation): consistent if the "
-             f"slope over the two largest L is within {e.delta_tol:g} of the "
-             "prediction for every family; a family outside it makes it not reproduced",
+        ours=f"median |exponent (top) - derivation| over {len(fams)} families: {med:.3f} "
+             f"[{low:.3f}, {high:.3f}]; "
+             + "; ".join(f"{r['family']}: {r['delta_exponent']:+.3f} (top "
+                         f"{r['delta_exponent_top']:+.3f}, our derivation {r['predicted']:+.3f})"
+                         for r in fams),
+        verdict=reconstruction_check(verdict),
+        rule=f"reconstruction check (the exponents are our derivation): {level} of the median "
+             f"|slope of log Delta on log L over the two largest L - prediction| below "
+             f"{e.delta_tol:g} = consistent, above = not reproduced, else inconclusive",
         evidence=("exponents.csv", "output_scale.png")))
     return out
 

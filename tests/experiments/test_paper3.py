@@ -77,6 +77,29 @@ def test_bound_terms_regimes(tmp_path):
             assert S[-1] > 100 * S[-2] or math.isinf(S[-1])
 
 
+def test_bound_terms_verdicts_from_the_interval_of_the_median():
+    """The Table-1 claims on synthetic runs: a bootstrap interval over runs of the median
+    exponent decides, inf (an overflow of S_2) counts as above every threshold, and one run
+    alone (no interval) is inconclusive."""
+    exp = load("configs/paper3/bound_terms.py:tiny", bound_terms.Settings)
+
+    def verdicts(neg, pos):
+        runs = [dict(failed=False, trained_sA=-0.1, exponent=x) for x in neg]
+        runs += [dict(failed=False, trained_sA=0.1, exponent=x) for x in pos]
+        return [c.verdict for c in bound_terms.claims(exp, dict(runs=runs))]
+
+    # all runs flat / all exponential: degenerate intervals on the right side
+    assert verdicts([0.0, 0.0, 0.01], [30.0, math.inf, math.inf]) == ["reproduced"] * 2
+    # the old any/all rule made one steep run of four "not reproduced"; the median of
+    # (0, 0, 0, 2) is 0 in most resamples, so the interval [0, 2] decides nothing
+    assert verdicts([0.0, 0.0, 0.0, 2.0], [30.0, 40.0])[0] == "inconclusive"
+    assert verdicts([2.0, 3.0, 2.5], [0.1, 0.0, 0.2]) == ["not reproduced"] * 2
+    # inf is kept (as a value above every threshold), not dropped as non-finite: with it
+    # dropped, one run would be left and the verdict inconclusive
+    assert verdicts([0.0, 0.0], [math.inf, math.inf, 50.0])[1] == "reproduced"
+    assert verdicts([0.0], [])[0] == "inconclusive"
+
+
 def test_seed_retry_replaces_seeds_nan_in_epoch_one(tmp_path):
     exp = load("configs/paper3/length_independence.py:tiny", length_independence.Settings)
     task = exp.tasks["majority"]
