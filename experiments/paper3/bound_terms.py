@@ -93,8 +93,7 @@ def prepare(exp, directory) -> list:
         raise ValueError(f"experiment.task: unknown task {exp.settings.task!r}; config tasks: "
                          f"{', '.join(exp.tasks)}")
     gs = groups(exp)
-    sweeps.check_runs([r for g in gs for r in g], directory)
-    return gs
+    return common.checked_groups(gs, directory)
 
 
 def exponent(S, grid):
@@ -108,11 +107,7 @@ def exponent(S, grid):
 def execute(exp, directory, gs, bar) -> dict:
     e = exp.settings
     start = time.perf_counter()
-    rows = []
-    for g in gs:
-        bar.set_postfix_str(f"T={g[0].meta['T']}")
-        rows += common.train_group(g, directory)
-        bar.update(1)
+    rows = common.train_groups(gs, directory, bar, lambda g: f"T={g[0].meta['T']}")
     flat = []
     for r in rows:
         rep = r["report"]

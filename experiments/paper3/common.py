@@ -221,6 +221,24 @@ def train_group(members, directory: str) -> list:
     return [_with_curves(row, m.cfg, directory) for m, row in zip(members, rows)]
 
 
+def checked_groups(groups, directory: str) -> list:
+    """``groups`` (lists of ``sweeps.Run``), after checking that no run directory under
+    ``directory`` was written with another config (``prepare``'s last step)."""
+    sweeps.check_runs([r for g in groups for r in g], directory)
+    return groups
+
+
+def train_groups(groups, directory: str, bar, label) -> list:
+    """Train each group (:func:`train_group`), advancing ``bar`` by one per group with
+    ``label(group)`` shown; returns all rows."""
+    rows = []
+    for g in groups:
+        bar.set_postfix_str(label(g))
+        rows += train_group(g, directory)
+        bar.update(1)
+    return rows
+
+
 def _with_curves(row, cfg, directory: str, **extra) -> dict:
     from ssm_jax.training.loop import steps_per_epoch
 

@@ -77,18 +77,13 @@ def prepare(exp, directory) -> list:
         raise ValueError("experiment.s_A_values: needs at least one initial s_A")
     common.check_tasks(exp)
     gs = groups(exp)
-    sweeps.check_runs([r for g in gs for r in g], directory)
-    return gs
+    return common.checked_groups(gs, directory)
 
 
 def execute(exp, directory, gs, bar) -> dict:
     e = exp.settings
     start = time.perf_counter()
-    rows = []
-    for g in gs:
-        bar.set_postfix_str(g[0].meta["task"])
-        rows += common.train_group(g, directory)
-        bar.update(1)
+    rows = common.train_groups(gs, directory, bar, lambda g: g[0].meta["task"])
     table = []
     for r in rows:
         task, s = r["meta"]["task"], r["meta"]["s_A"]

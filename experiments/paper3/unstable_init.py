@@ -76,18 +76,13 @@ def make_groups(exp):
 def prepare(exp, directory) -> list:
     common.check_tasks(exp)
     groups = make_groups(exp)
-    sweeps.check_runs([r for g in groups for r in g], directory)
-    return groups
+    return common.checked_groups(groups, directory)
 
 
 def execute(exp, directory, groups, bar) -> dict:
     e = exp.settings
     start = time.perf_counter()
-    rows = []
-    for g in groups:
-        bar.set_postfix_str(g[0].run_id)
-        rows += common.train_group(g, directory)
-        bar.update(1)
+    rows = common.train_groups(groups, directory, bar, lambda g: g[0].run_id)
     table = []
     for r in rows:
         task, T = r["meta"]["task"], r["meta"]["T"]
