@@ -73,16 +73,22 @@ def _write_json(path: str, value) -> None:
     os.replace(path + ".tmp", path)
 
 
-def vector_groups(runs, max_members: int = 0) -> list:
+def vector_groups(runs, max_members: int = 0, member_keys=()) -> list:
     """The runs in groups that can train together (first-seen order; at most ``max_members``
     per group, 0: no limit): equal configs up to the member keys (and, outside the
-    ``adam_l2`` recipe, equal learning rates)."""
-    from ssm_jax.training.vectorized import MEMBER_KEYS
+    ``adam_l2`` recipe, equal learning rates). ``member_keys``: init-only ``model.ssm.*`` keys
+    that the caller knows leave the traced step unchanged (e.g. ``model.ssm.dt_max``), also
+    allowed to differ (:func:`~ssm_jax.training.vectorized.train_members` checks it)."""
+    from ssm_jax.training.vectorized import INIT_ONLY_PREFIX, MEMBER_KEYS
 
+    for k in member_keys:
+        if not k.startswith(INIT_ONLY_PREFIX):
+            raise ValueError(f"member_keys must be init-only {INIT_ONLY_PREFIX}* keys, got {k!r}")
+    free = set(MEMBER_KEYS) | set(member_keys)
     groups = {}
     for run in runs:
         flat = json.loads(json.dumps(run.cfg.to_dict(), default=str))
-        key = {k: v for k, v in _flatten(flat).items() if k not in MEMBER_KEYS}
+        key = {k: v for k, v in _flatten(flat).items() if k not in free}
         if run.cfg.optim.recipe != "adam_l2":
             key["optim.lr"], key["optim.weight_decay"] = run.cfg.optim.lr, run.cfg.optim.weight_decay
         groups.setdefault(json.dumps(key, sort_keys=True), []).append(run)
@@ -104,7 +110,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None,
-              vectorize: bool = False, max_members: int = 0) -> list:
+              vectorize: bool = False, max_members: int = 0, member_keys=()) -> list:
     """Train every run (skipping finished ones) and evaluate it; returns one row per run.
 
     Args:
@@ -117,6 +123,8 @@ def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None,
         plan); None: a bar of this sweep.
       vectorize: train the unfinished runs in vmapped groups (:func:`vector_groups`).
       max_members: the largest group (0: no limit).
+      member_keys: init-only ``model.ssm.*`` keys in which a group's runs may differ too
+        (:func:`vector_groups`).
 
     Returns:
       list of dicts: ``run_id``, ``meta``, the trainer's report under ``report``, the
@@ -136,7 +144,7 @@ def run_sweep(runs, directory: str, evaluate, desc: str = "runs", bar=None,
     if vectorize:
         from ssm_jax.training.vectorized import train_members
 
-        for group in vector_groups(todo, max_members):
+        for group in vector_groups(todo, max_members, member_keys):
             if len(group) < 2:
                 continue
             bar.set_postfix_str(f"{group[0].run_id} +{len(group) - 1} vectorized")
