@@ -56,14 +56,16 @@ def check_runs(runs, directory: str) -> None:
                              f"{' ...' if len(changed) > 4 else ''}); delete it or choose another --out")
 
 
-def vector_groups(runs, max_members: int = 0) -> list:
+def vector_groups(runs, max_members: int = 0, member_keys=()) -> list:
     """The runs in groups that can train together (first-seen order; at most ``max_members``
-    per group, 0: no limit): equal :func:`ssm_jax.training.vectorized.group_key`."""
+    per group, 0: no limit): equal :func:`ssm_jax.training.vectorized.group_key`.
+    ``member_keys``: init-only ``model.ssm.*`` keys that the caller knows leave the traced step
+    unchanged (e.g. ``model.ssm.dt_max``), also allowed to differ (the trainer checks it)."""
     from ssm_jax.training.vectorized import group_key
 
     groups = {}
     for run in runs:
-        groups.setdefault(group_key(run.cfg), []).append(run)
+        groups.setdefault(group_key(run.cfg, member_keys), []).append(run)
     out = []
     for group in groups.values():
         size = max_members or len(group)
@@ -85,7 +87,7 @@ NO_BAR = _NoBar()
 
 
 def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
-              vectorize: bool = False, max_members: int = 0, retry=None,
+              vectorize: bool = False, max_members: int = 0, member_keys=(), retry=None,
               max_retries: int = 0) -> list:
     """Train every run (skipping finished ones) and evaluate it; returns one row per run.
 
@@ -100,6 +102,8 @@ def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
       vectorize: train the unfinished runs in vmapped groups (:func:`vector_groups`; a group
         of one trains alone through the same trainer).
       max_members: the largest group (0: no limit).
+      member_keys: init-only ``model.ssm.*`` keys in which a group's runs may differ too
+        (:func:`vector_groups`).
       retry: optional ``retry(row) -> Run | None``: a replacement for a finished run (e.g. the
         next unused seed for a run that failed in its first epoch, the selective-SSM paper's
         protocol), trained in a further round; at most ``max_retries`` rounds. The row of the
@@ -116,7 +120,8 @@ def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
     own_bar = bar is None
     if own_bar:
         bar = tqdm(total=len(runs), desc=desc, unit="run", dynamic_ncols=True, file=sys.stderr)
-    sweep = lambda rs: _sweep_round(rs, directory, evaluate, bar, vectorize, max_members)
+    sweep = lambda rs: _sweep_round(rs, directory, evaluate, bar, vectorize, max_members,
+                                    member_keys)
     rows = [dict(row, replaced=[]) for row in sweep(runs)]
     for _ in range(max_retries if retry is not None else 0):
         redo = [(i, retry(row)) for i, row in enumerate(rows)]
@@ -130,14 +135,14 @@ def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
     return rows
 
 
-def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members) -> list:
+def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members, member_keys) -> list:
     from ssm_jax.training.loop import train_and_evaluate
     from ssm_jax.training.vectorized import train_members
 
     check_runs(runs, directory)
     workdir_of = lambda run: os.path.join(directory, "runs", run.run_id)
     todo = [r for r in runs if not os.path.exists(os.path.join(workdir_of(r), "report.json"))]
-    for group in (vector_groups(todo, max_members) if vectorize else [[r] for r in todo]):
+    for group in (vector_groups(todo, max_members, member_keys) if vectorize else [[r] for r in todo]):
         dirs = [workdir_of(r) for r in group]
         bar.set_postfix_str(group[0].run_id + (f" +{len(group) - 1} vectorized" if len(group) > 1 else ""))
         os.makedirs(dirs[0], exist_ok=True)

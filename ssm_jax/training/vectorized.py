@@ -58,12 +58,18 @@ def member_key(key: str, recipe: str) -> bool:
     return key in MEMBER_KEYS or key.startswith(INIT_ONLY_PREFIX)
 
 
-def group_key(cfg) -> str:
-    """Runs with equal keys may train in one group (the config without its member keys;
-    init-only ``model.ssm.*`` values are compared again on the traced model)."""
+def group_key(cfg, member_keys=()) -> str:
+    """Runs with equal keys may train in one group: the config without its member keys.
+    ``model.ssm.*`` values (init-only options) are kept in the key unless named in
+    ``member_keys`` (the caller knows they leave the step unchanged; the trainer compares the
+    traced models again)."""
+    for k in member_keys:
+        if not k.startswith(INIT_ONLY_PREFIX):
+            raise ValueError(f"member_keys must be init-only {INIT_ONLY_PREFIX}* keys, got {k!r}")
     flat = flatten(json.loads(json.dumps(cfg.to_dict(), default=str)))
-    return json.dumps({k: v for k, v in flat.items() if not member_key(k, cfg.optim.recipe)},
-                      sort_keys=True)
+    free = lambda k: k in member_keys or (member_key(k, cfg.optim.recipe)
+                                          and not k.startswith(INIT_ONLY_PREFIX))
+    return json.dumps({k: v for k, v in flat.items() if not free(k)}, sort_keys=True)
 
 
 def check_members(cfgs) -> None:
