@@ -213,11 +213,16 @@ def curves(workdir: str, spe: int) -> dict:
     return out
 
 
+# the init-only key paper 3's groups differ in besides the seed (one vmapped group per cell)
+MEMBER_KEYS = ("model.ssm.s_A",)
+
+
 def train_group(members, directory: str) -> list:
     """Train ``members`` (list of ``sweeps.Run``; the unfinished ones in vectorized groups)
     with the sweep runner; returns one row per member: run_id, meta, report, curves, spe and
     trained."""
-    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True)
+    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True,
+                            member_keys=MEMBER_KEYS)
     return [_with_curves(row, m.cfg, directory) for m, row in zip(members, rows)]
 
 
@@ -271,8 +276,8 @@ def train_with_retries(make_member, seeds, directory: str, max_retries: int = 5)
         next_seed[0] += 1
         return run
 
-    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True, retry=retry,
-                            max_retries=max_retries)
+    rows = sweeps.run_sweep(members, directory, bar=sweeps.NO_BAR, vectorize=True,
+                            member_keys=MEMBER_KEYS, retry=retry, max_retries=max_retries)
     return [_with_curves(row, cfg_of[row["run_id"]], directory,
                          failed_seeds=[seed_of[r] for r in row["replaced"]]) for row in rows]
 
