@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ssm_jax.data import BatchIterator, get_dataset
 from ssm_jax.layers import find_layers
-from ssm_jax.models import SequenceModel
+from ssm_jax.models import RetrievalModel, SequenceModel
 from ssm_jax.training.checkpoint import Checkpoints
 from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
@@ -87,7 +87,9 @@ def bound_metrics(params, layers, seq_len: int) -> dict:
 
 
 def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
-    """SequenceModel for a dataset described by ``info`` (a ``DatasetInfo``)."""
+    """SequenceModel (RetrievalModel for two-document data) for a dataset described by
+    ``info`` (a ``DatasetInfo``): the config's architecture options, and the fields the
+    dataset sets (``num_outputs``, ``vocab_size``, ``head``; ``encoder`` when "auto")."""
     encoder = model_cfg.encoder
     if encoder == "auto":
         encoder = "embedding" if info.input_kind == "tokens" else "linear"
@@ -95,26 +97,15 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
         raise ValueError(f"model.encoder='embedding' needs token inputs; dataset {info.name!r} has floats")
     classification = info.num_classes is not None
     num_outputs = info.num_classes if classification else int(np.prod(info.target_shape) or 1)
-    if getattr(model_cfg, "binary_logit", False) and classification:
+    if model_cfg.binary_logit and classification:
         if info.num_classes != 2:
             raise ValueError(f"model.binary_logit=True needs 2 classes; dataset {info.name!r} "
                              f"has {info.num_classes}")
         num_outputs = 1  # one logit, sigmoid BCE (see steps.task_loss)
-    if getattr(info, "num_documents", 1) == 2:  # LRA Retrieval: a shared encoder for both
-        from ssm_jax.models import RetrievalModel
-
-        cls = RetrievalModel
-    else:
-        cls = SequenceModel
-    return cls(
-        num_outputs=num_outputs, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
-        layer=model_cfg.layer, ssm=model_cfg.ssm, encoder=encoder,
-        vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
-        projection=model_cfg.projection, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
-        head="classification" if classification else "regression",
-        residual=model_cfg.residual, head_bias=model_cfg.head_bias,
-        init_std=getattr(model_cfg, "init_std", 0.0),
-    )
+    cls = RetrievalModel if info.num_documents == 2 else SequenceModel
+    return cls(**{**model_cfg.as_kwargs(), "encoder": encoder}, num_outputs=num_outputs,
+               vocab_size=info.vocab_size,
+               head="classification" if classification else "regression")
 
 
 def loss_terms(cfg: Config, train_split=None, layers=None):
@@ -213,7 +204,7 @@ def evaluate_model(model, variables, split, batch_size: int) -> dict:
     return evaluate(step, None, split, min(batch_size, len(split)), None)
 
 
-def _score(metrics: dict) -> float:
+def score(metrics: dict) -> float:
     """Validation score, higher is better: accuracy if there is one, else minus the loss."""
     return metrics["accuracy"] if "accuracy" in metrics else -metrics["loss"]
 
@@ -373,8 +364,8 @@ def _train(cfg: Config, workdir: str, dp, ds, model) -> dict:
             if eval_now and has_validation:
                 val = evaluate(eval_step, state, ds.validation, cfg.train.eval_batch_size, dp)
                 writer.write(step, "validation", val)
-                if best_score is None or _score(val) > best_score:
-                    best_score = _score(val)
+                if best_score is None or score(val) > best_score:
+                    best_score = score(val)
                     ckpt.save_best(step, _state_tree(state), train_iter.state(), best_score)
             if ckpt_now:
                 ckpt.save(step, _state_tree(state), train_iter.state())

@@ -135,9 +135,9 @@ def train_members(cfgs, workdirs, *, progress=None) -> list:
 
 def _train_members(cfgs, workdirs, progress) -> list:
     from ssm_jax.bound.timescale_init import real_part_projection
-    from ssm_jax.training.loop import (_score, bound_metrics, build_model, evaluate_model,
+    from ssm_jax.training.loop import (bound_metrics, build_model, evaluate_model,
                                        final_report, init_variables, loss_terms, make_optimizer,
-                                       output_terms, schedule, steps_per_epoch)
+                                       output_terms, schedule, score as _score, steps_per_epoch)
 
     base = cfgs[0]
     datasets, cache = [], {}
