@@ -1,64 +1,109 @@
-"""SequenceModel: encoder -> N residual SSM blocks -> pooling -> linear head."""
+"""SequenceModel: encoder -> N residual SSM blocks -> pooling -> linear head; RetrievalModel:
+the same stack on two documents.
+
+The model's fields are declared once, by :class:`ModelFields` (the block's by
+:class:`~ssm_jax.layers.SequenceBlock`, reused through :func:`~ssm_jax.options.option_of`):
+both models take them, and :data:`ArchitectureOptions` (their frozen, checked form without the
+fields a dataset sets) is what the trainer's ``model`` config section extends
+(``ssm_jax.training.config.ModelOptions``), so a model built here with the defaults is the
+trainer's default model.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax import options as opt
+from ssm_jax.kernels.checks import check_choice
 from ssm_jax.layers import SequenceBlock, layer_names
 from ssm_jax.layers.block import ssm_options
+from ssm_jax.options import option, option_of
 
 POOLINGS = ("mean", "last", "last_position", "none")
 ENCODERS = ("embedding", "linear")
 HEADS = ("classification", "regression")
 
+# Fields set from the dataset (``ssm_jax.training.loop.build_model``), not from a config.
+DATASET_FIELDS = ("num_outputs", "vocab_size", "head")
 
-class SequenceModel(nn.Module):
-    """Deep SSM for classification or regression.
+
+class ModelFields(nn.Module):
+    """The fields of :class:`SequenceModel` and :class:`RetrievalModel`, declared once.
 
     Attributes:
       num_outputs: classes (classification) or target dimension (regression).
-      d_model: H, features of every block.
-      n_layers: number of blocks (named ``block_0 ... block_{n-1}``).
       layer: registered SSM layer name (``ssm_jax.layers.layer_names()``).
       ssm: that layer's options: its ``Options`` dataclass (a mapping or None is converted,
         so the model is hashable and can be a static argument of ``jax.jit``).
+      d_model: H, features of every block.
+      n_layers: number of blocks (named ``block_0 ... block_{n-1}``).
       encoder: "embedding" (integer tokens, needs ``vocab_size``) or "linear" (float inputs).
+      norm, prenorm, projection, dropout, residual: every block's (see ``SequenceBlock``).
       pooling: "mean" (over valid positions), "last" (last valid position), "last_position"
         (the last position of the padded input: ``lengths`` are ignored, so pad tokens are
         embedded and run through every block before the read-out, as the selective-SSM
         authors' ListOps model does) or "none" (per-position outputs).
       head: "classification" or "regression" (the loss is chosen by the trainer).
-      residual: residual connection around every block (see ``SequenceBlock``).
       head_bias: the linear head has a bias.
       init_std: > 0: the embedding and the head weights are drawn from N(0, init_std^2) (the
         selective-SSM paper's code: 1); 0: Flax's defaults.
     """
 
     num_outputs: int
-    d_model: int = 64
-    n_layers: int = 4
-    layer: str = "s4d"
+    layer: str = option_of(SequenceBlock, "layer")
     ssm: Any = None
-    encoder: str = "linear"
+    d_model: int = option(64, "H, features of every block", positive=True)
+    n_layers: int = option(4, "number of residual blocks", positive=True)
+    encoder: str = option("linear", "input encoder: 'embedding' (integer tokens, needs "
+                          "vocab_size) or 'linear' (float inputs)", choices=ENCODERS)
     vocab_size: int | None = None
-    norm: str = "layer"
-    prenorm: bool = True
-    projection: str = "linear"
-    dropout: float = 0.0
-    pooling: str = "mean"
-    head: str = "classification"
-    residual: bool = True
-    head_bias: bool = True
-    init_std: float = 0.0  # > 0: N(0, init_std^2) embedding and head (else Flax defaults)
+    norm: str = option_of(SequenceBlock, "norm")
+    prenorm: bool = option_of(SequenceBlock, "prenorm")
+    projection: str = option_of(SequenceBlock, "projection")
+    dropout: float = option_of(SequenceBlock, "dropout")
+    pooling: str = option("mean", "pooling over time before the head", choices=POOLINGS)
+    head: str = option("classification", "classification or regression head", choices=HEADS)
+    residual: bool = option_of(SequenceBlock, "residual")
+    head_bias: bool = option(True, "the linear head has a bias")
+    init_std: float = option(0.0, "N(0, init_std^2) init of the embedding and the head (0: Flax "
+                             "defaults; the selective-SSM paper's code uses 1)", minimum=0.0)
 
     def __post_init__(self):
         check_choice("layer", self.layer, layer_names())
         object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))
         super().__post_init__()
+
+    def field_values(self) -> dict:
+        """``{name: value}`` of every field of :class:`ModelFields` (not Flax's parent and name)."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ModelFields)
+                     if f.name not in ("parent", "name"))
+# The fields every SequenceBlock receives from the model (all of the block's but H).
+_BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(SequenceBlock)
+                      if f.name not in ("features", "parent", "name"))
+
+
+def _architecture_kwargs(self) -> dict:
+    """The architecture options as keyword arguments of :class:`SequenceModel` (only those of
+    :data:`ArchitectureOptions`, also on an instance of a subclass with more keys)."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(ArchitectureOptions)}
+
+
+ArchitectureOptions = opt.options_class(
+    ModelFields, "ArchitectureOptions", exclude=DATASET_FIELDS,
+    namespace={"as_kwargs": _architecture_kwargs},
+    doc="The model's architecture options (frozen, hashable): the fields of ModelFields "
+        "without those set from the dataset (num_outputs, vocab_size, head).")
+
+
+class SequenceModel(ModelFields):
+    """Deep SSM for classification or regression (fields: :class:`ModelFields`)."""
 
     def validate(self):
         check_choice("pooling", self.pooling, POOLINGS)
@@ -99,10 +144,9 @@ class SequenceModel(nn.Module):
         else:
             x = nn.Dense(self.d_model, name="encoder")(inputs)
         for i in range(self.n_layers):
-            x = SequenceBlock(self.d_model, layer=self.layer, ssm=self.ssm, norm=self.norm,
-                              prenorm=self.prenorm, projection=self.projection,
-                              dropout=self.dropout, residual=self.residual,
-                              name=f"block_{i}")(x, mask, train=train)
+            block = SequenceBlock(self.d_model, **{n: getattr(self, n) for n in _BLOCK_FIELDS},
+                                  name=f"block_{i}")
+            x = block(x, mask, train=train)
         if self.pooling == "mean":
             x = jnp.sum(x * mask[..., None], axis=1) / jnp.maximum(lengths, 1)[:, None]
         elif self.pooling in ("last", "last_position"):
@@ -113,39 +157,18 @@ class SequenceModel(nn.Module):
                         name="head")(x)
 
 
-class RetrievalModel(nn.Module):
+class RetrievalModel(ModelFields):
     """Two-document classifier (LRA Retrieval): one shared SSM encoder for both documents.
 
-    Each document goes through the same ``SequenceModel`` stack (encoder, blocks, pooling and a
-    linear map to ``d_model`` features, named ``encoder_stack``; both documents of a batch in
+    Each document goes through the same :class:`SequenceModel` (encoder, blocks, pooling and a
+    linear map to ``d_model`` features, named ``encoder_stack``; built from this model's
+    fields, with ``num_outputs=d_model`` and a regression head; both documents of a batch in
     one application, so every SSM layer is applied once); the pooled features ``a, b`` are
     combined as ``[a, b, a * b, a - b]`` and classified by a two-layer MLP (``Dense(d_model)``,
     GELU, ``Dense(num_outputs)``), as in the LRA baselines.
 
-    Attributes: those of :class:`SequenceModel` (``pooling`` "mean" or "last").
+    Fields: :class:`ModelFields` (``pooling`` "mean" or "last").
     """
-
-    num_outputs: int
-    d_model: int = 64
-    n_layers: int = 4
-    layer: str = "s4d"
-    ssm: Any = None
-    encoder: str = "embedding"
-    vocab_size: int | None = None
-    norm: str = "layer"
-    prenorm: bool = True
-    projection: str = "linear"
-    dropout: float = 0.0
-    pooling: str = "mean"
-    head: str = "classification"
-    residual: bool = True
-    head_bias: bool = True
-    init_std: float = 0.0  # > 0: N(0, init_std^2) embedding and head weights (as SequenceModel)
-
-    def __post_init__(self):
-        check_choice("layer", self.layer, layer_names())
-        object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))
-        super().__post_init__()
 
     @nn.compact
     def __call__(self, inputs, lengths=None, *, train: bool = False):
@@ -158,13 +181,8 @@ class RetrievalModel(nn.Module):
         batch = inputs.shape[0]
         flat = inputs.reshape((2 * batch,) + inputs.shape[2:])  # doc 0, doc 1 of example 0, ...
         flat_lengths = None if lengths is None else jnp.asarray(lengths).reshape(2 * batch)
-        stack = SequenceModel(
-            num_outputs=self.d_model, d_model=self.d_model, n_layers=self.n_layers,
-            layer=self.layer, ssm=self.ssm, encoder=self.encoder, vocab_size=self.vocab_size,
-            norm=self.norm, prenorm=self.prenorm, projection=self.projection,
-            dropout=self.dropout, pooling=self.pooling, head="regression",
-            residual=self.residual, head_bias=self.head_bias, init_std=self.init_std,
-            name="encoder_stack")
+        stack = SequenceModel(**{**self.field_values(), "num_outputs": self.d_model,
+                                 "head": "regression"}, name="encoder_stack")
         features = stack(flat, flat_lengths, train=train).reshape(batch, 2, self.d_model)
         a, b = features[:, 0], features[:, 1]
         x = jnp.concatenate([a, b, a * b, a - b], axis=-1)

@@ -61,6 +61,37 @@ def option_fields(cls) -> list:
     return [f for f in dataclasses.fields(cls) if is_option(f)]
 
 
+def option_of(cls, name: str):
+    """A new field declared as the field ``name`` of the dataclass ``cls`` (a Flax module class
+    included): the same default, checks and help, so that a class built around another one
+    (the model around its blocks) does not restate its options."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return dataclasses.field(default=f.default, metadata=f.metadata)
+
+
+def options_class(cls, name: str, *, exclude: Sequence[str] = (), namespace: Mapping | None = None,
+                  doc: str | None = None) -> type:
+    """Frozen (hashable) dataclass ``name`` of the init fields of the dataclass ``cls`` (a Flax
+    module class included), in ``cls``'s order: its :func:`option` fields with their checks,
+    and the other fields passed through unchecked; without ``exclude`` and Flax's ``parent``
+    and ``name``. The validated form of the options a module declares once (an SSM layer's
+    ``Options``, the model's :data:`~ssm_jax.models.ArchitectureOptions`).
+
+    Args:
+      namespace: methods and attributes of the new class.
+      doc: its docstring.
+    """
+    fields = []
+    for f in dataclasses.fields(cls):
+        if f.name in exclude or f.name in ("parent", "name") or not f.init:
+            continue
+        kind = f.metadata["kind"] if is_option(f) else object
+        fields.append((f.name, kind, dataclasses.field(default=f.default, metadata=f.metadata)))
+    namespace = {**(namespace or {}), "__module__": cls.__module__,
+                 "__doc__": doc or f"Options of {cls.__name__} (frozen, hashable)."}
+    return dataclasses.make_dataclass(name, fields, frozen=True, namespace=namespace)
+
+
 def _kind_name(kind) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str", tuple: "list"}[kind]
 
@@ -222,4 +253,5 @@ def require(condition: bool, key: str, message: str) -> None:
 
 
 __all__ = ["OptionError", "check_value", "defaults", "describe", "is_option", "option",
-           "option_fields", "parse", "replace", "require", "to_dict"]
+           "option_fields", "option_of", "options_class", "parse", "replace", "require",
+           "to_dict"]

@@ -128,3 +128,16 @@ def test_last_position_pooling_processes_pads_and_reads_the_last_position():
     np.testing.assert_allclose(y_ours[0], ours.apply(v, tokens[:1, :5])[0], rtol=1e-5)
     assert not np.allclose(y_authors[0], y_ours[0])  # the two pads changed the read-out
     np.testing.assert_allclose(y_authors[1], y_ours[1], rtol=1e-6)  # no pads: the same
+
+
+def test_a_model_built_with_the_defaults_is_the_trainers_default_model():
+    """One schema: SequenceModel's defaults are the ``model`` config section's (issue 20)."""
+    from ssm_jax.data import DatasetInfo
+    from ssm_jax.training.config import default_config, parse_config
+    from ssm_jax.training.loop import build_model
+
+    info = DatasetInfo(name="floats", seq_len=16, input_kind="floats", vocab_size=None,
+                       in_channels=1, num_classes=10)
+    trainer = build_model(parse_config(default_config()).model, info)
+    assert type(trainer) is SequenceModel
+    assert SequenceModel(num_outputs=10) == trainer

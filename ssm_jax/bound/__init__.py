@@ -7,7 +7,7 @@
 * :func:`collect_layers`: every layer's kernel and input from a forward pass's intermediates.
 * :func:`layer_measures`, :func:`rescale_init`: per-layer tau of a model; the scaling rule.
 * :func:`regularizer`: reduction of every layer's tau inside a jitted loss.
-* :class:`BoundOptions`, :func:`validate_bound_config`, :func:`make_regularizer`: the
+* :class:`BoundOptions`, :func:`make_regularizer`: the
   ``bound`` config section and the loss term it configures (``term(intermediates, batch)``).
 """
 
@@ -16,10 +16,7 @@ from ssm_jax.bound.autocorrelation import (
     sample_feature_gram, sample_features, top_eigenvalue,
 )
 from ssm_jax.bound.collect import LayerIO, collect_layers
-from ssm_jax.bound.config import (
-    BOUND_DEFAULTS, BoundOptions, default_bound_config, make_regularizer, resolve_readout,
-    validate_bound_config,
-)
+from ssm_jax.bound.config import BoundOptions, make_regularizer, resolve_readout
 from ssm_jax.bound.init_scaling import forward_intermediates, layer_measures, rescale_init
 from ssm_jax.bound.measure import (
     MEASURES, READOUTS, batch_measure, covariance_measure, direction_measures, final_time_kernel,
@@ -31,11 +28,10 @@ from ssm_jax.bound.selective import (decay_sums, model_bound_report, selective_b
 from ssm_jax.bound.statistics import StatsState, StreamingStatistics, input_statistics
 
 __all__ = [
-    "BOUND_DEFAULTS", "BoundOptions", "MEASURES", "REDUCTIONS", "LayerIO", "StatsState",
+    "BoundOptions", "MEASURES", "REDUCTIONS", "LayerIO", "StatsState",
     "StreamingStatistics", "batch_measure", "collect_layers", "covariance_measure",
-    "default_bound_config", "final_time_kernel", "generalization_measure", "input_statistics",
+    "final_time_kernel", "generalization_measure", "input_statistics",
     "layer_measures", "layer_taus", "make_regularizer", "regularizer", "rescale_init",
-    "validate_bound_config",
     # read-outs (issue 11)
     "READOUTS", "direction_measures", "forward_intermediates", "readout_measure",
     "readout_weights", "resolve_readout", "weighted_measure",

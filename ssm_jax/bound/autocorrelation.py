@@ -25,7 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ssm_jax.kernels._checks import check_rank
+from ssm_jax.kernels.checks import check_rank
 
 
 def _flat_samples(x, per_channel: bool):

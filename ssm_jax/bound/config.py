@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import ml_collections
-
 from ssm_jax import options as opt
 from ssm_jax.bound.measure import MEASURES, READOUTS
 from ssm_jax.bound.regularizer import REDUCTIONS, regularizer
@@ -49,24 +47,9 @@ def resolve_readout(readout: str, pooling=None) -> str:
     return "mean" if pooling == "mean" else "last"
 
 
-BOUND_DEFAULTS = opt.defaults(BoundOptions)
-
-
-def default_bound_config() -> ml_collections.ConfigDict:
-    """A ``bound`` section with the defaults (no scaling, no regularizer)."""
-    return ml_collections.ConfigDict(dict(BOUND_DEFAULTS))
-
-
-def validate_bound_config(cfg) -> BoundOptions:
-    """The ``bound`` section as :class:`BoundOptions`.
-
-    Args:
-      cfg: a whole config with a ``bound`` entry, the ``bound`` section itself (a ConfigDict or
-        a mapping; missing keys take the defaults), or a BoundOptions.
-
-    Raises:
-      OptionError (a ValueError) naming the bad key (``bound.<key>``) and the allowed values.
-    """
+def _bound_options(cfg) -> BoundOptions:
+    """``cfg`` (a BoundOptions, the ``bound`` section as a mapping, or a whole config with a
+    ``bound`` entry) as :class:`BoundOptions`, checked (OptionError naming ``bound.<key>``)."""
     if isinstance(cfg, BoundOptions):
         return cfg
     section = cfg["bound"] if hasattr(cfg, "keys") and "bound" in cfg.keys() else cfg
@@ -77,7 +60,8 @@ def make_regularizer(cfg, pooling=None, padded: bool = False):
     """The regularizer as a loss term configured by the ``bound`` section.
 
     Args:
-      cfg: :class:`BoundOptions`, or anything :func:`validate_bound_config` takes.
+      cfg: :class:`BoundOptions`, the ``bound`` section as a mapping (missing keys take the
+        defaults), or a whole config with a ``bound`` entry.
       pooling: the model's pooling (resolves ``readout="auto"``).
       padded: the data has sequences of different lengths: the term reads ``batch["lengths"]``
         and measures each sequence's own read-out (per-sequence weights).
@@ -88,7 +72,7 @@ def make_regularizer(cfg, pooling=None, padded: bool = False):
       statistics come from the sown layer inputs; ``batch`` gives only the lengths). The weight ``reg_lambda`` is
       applied by the caller.
     """
-    b = validate_bound_config(cfg)
+    b = _bound_options(cfg)
     options = dict(measure=b.measure, channel_reduce=b.channel_reduce, layer_reduce=b.layer_reduce,
                    stop_gradient_stats=b.stop_gradient_stats,
                    readout=resolve_readout(b.readout, pooling))

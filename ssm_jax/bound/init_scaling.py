@@ -27,7 +27,7 @@ import flax.linen as nn
 
 from ssm_jax.bound.collect import collect_layers, layer_sort_key
 from ssm_jax.bound.measure import MEASURES, READOUTS, direction_measures
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 from ssm_jax.layers import find_layers, update_params
 
 

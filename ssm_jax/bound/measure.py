@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from ssm_jax.bound.statistics import input_statistics, safe_sqrt
-from ssm_jax.kernels._checks import check_choice, check_rank
+from ssm_jax.kernels.checks import check_choice, check_rank
 
 MEASURES = ("paper", "covariance")
 READOUTS = ("last", "mean")

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from ssm_jax.bound.collect import collect_layers
 from ssm_jax.bound.regularizer import REDUCTIONS
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 
 PENALTIES = ("kernel_l2", "kernel_l1", "c_l2")
 

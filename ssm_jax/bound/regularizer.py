@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from ssm_jax.bound.collect import collect_layers
 from ssm_jax.bound.measure import MEASURES, READOUTS, direction_measures
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 
 REDUCTIONS = {"mean": jnp.mean, "sum": jnp.sum, "max": jnp.max}
 

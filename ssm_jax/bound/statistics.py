@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.checks import check_rank, check_same
 
 
 class StatsState(NamedTuple):

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.checks import check_rank, check_same
 from ssm_jax.kernels.projections import diagonal_readout, scaled_input
 from ssm_jax.kernels.scan import linear_recurrence
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 

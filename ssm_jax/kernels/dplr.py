@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.checks import check_rank, check_same
 from ssm_jax.kernels.init import hippo_legs, hippo_n
 
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 
 LAMBDA_INITS = ("legs", "lin", "inv", "real")
 

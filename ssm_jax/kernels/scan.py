@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ssm_jax.kernels._checks import check_choice
+from ssm_jax.kernels.checks import check_choice
 
 SCAN_METHODS = ("associative", "sequential", "auto")
 
@@ -24,15 +24,18 @@ def auto_method() -> str:
     return "sequential" if jax.default_backend() == "cpu" else "associative"
 
 
-def _combine(left, right):
-    """Associative operator on (a, b) pairs: apply ``left`` first, then ``right``."""
+def combine_affine(left, right):
+    """Associative operator on (a, b) pairs of affine maps ``h -> a h + b``: apply ``left``
+    first, then ``right`` (the operator of ``lax.associative_scan`` for every linear
+    recurrence of the package, also the selective scan's)."""
     a_l, b_l = left
     a_r, b_r = right
     return a_r * a_l, a_r * b_l + b_r
 
 
-def _accumulation_dtype(dtype):
-    """Low-precision floats accumulate in float32 (complex64 for complex)."""
+def accumulation_dtype(dtype):
+    """The dtype a recurrence over ``dtype`` values accumulates in: low-precision floats
+    accumulate in float32 (complex64 for complex)."""
     if jnp.issubdtype(dtype, jnp.complexfloating):
         return jnp.promote_types(dtype, jnp.complex64)
     return jnp.promote_types(dtype, jnp.float32)
@@ -63,7 +66,7 @@ def associative_scan(a, b, *, reverse: bool = False):
     """``h[t] = a[t] * h[t-1] + b[t]`` from ``h[-1] = 0`` by ``lax.associative_scan``
     (log-depth over L). ``a`` broadcasts to ``b (L, ...)``."""
     a_full = jnp.broadcast_to(a, b.shape)
-    return lax.associative_scan(_combine, (a_full, b), reverse=reverse, axis=0)[1]
+    return lax.associative_scan(combine_affine, (a_full, b), reverse=reverse, axis=0)[1]
 
 
 def sequential_scan(a, b, *, reverse: bool = False):
@@ -112,7 +115,7 @@ def linear_recurrence(a, b, h0=None, *, reverse: bool = False, method: str = "au
     _check_args(a, b, h0)
     backend = BACKENDS[auto_method() if method == "auto" else method]
     out_dtype = jnp.result_type(a, b) if h0 is None else jnp.result_type(a, b, h0)
-    acc = _accumulation_dtype(out_dtype)
+    acc = accumulation_dtype(out_dtype)
     a, b = a.astype(acc), b.astype(acc)
     if h0 is not None:  # fold the initial state into the first step that sees it
         t0 = -1 if reverse else 0

@@ -47,8 +47,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ssm_jax.kernels._checks import check_choice, check_rank, check_same
-from ssm_jax.kernels.scan import _accumulation_dtype, _combine, auto_method
+from ssm_jax.kernels.checks import check_choice, check_rank, check_same
+from ssm_jax.kernels.scan import accumulation_dtype, auto_method, combine_affine
 
 SELECTIVE_METHODS = ("associative", "sequential", "auto")
 BACKWARDS = ("adjoint", "autodiff", "chunkwise", "auto")
@@ -81,7 +81,7 @@ def _chunk_associative(h, u, delta, A, B, C):
     a = jnp.exp(dt * A[None])  # (K, D, N)
     b = dt * B[:, None, :] * u[:, :, None]  # (K, D, N)
     b = b.at[0].add(a[0] * h)  # the carried state enters at the chunk's first step
-    _, x = lax.associative_scan(_combine, (a, b), axis=0)
+    _, x = lax.associative_scan(combine_affine, (a, b), axis=0)
     return x[-1], jnp.einsum("kdn,kn->kd", x, C)
 
 
@@ -94,7 +94,7 @@ def _linear_recurrence(h, a, b, method, reverse=False):
     a, b (K, D, N), h (D, N) -> (K, D, N)."""
     if method == "associative":
         b = b.at[-1 if reverse else 0].add(a[-1 if reverse else 0] * h)
-        return lax.associative_scan(_combine, (a, b), axis=0, reverse=reverse)[1]
+        return lax.associative_scan(combine_affine, (a, b), axis=0, reverse=reverse)[1]
 
     def step(x, ab):
         x = ab[0] * x + ab[1]
@@ -346,7 +346,7 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
     if chunk_size is None:
         chunk_size = default_chunk_size(L, D, N, backward, backend)
     out_dtype = jnp.result_type(u, delta, A, B, C)
-    acc = _accumulation_dtype(out_dtype)
+    acc = accumulation_dtype(out_dtype)
     u, delta, A, B, C = (x.astype(acc) for x in (u, delta, A, B, C))
     h = jnp.zeros((D, N), acc) if h0 is None else jnp.broadcast_to(jnp.asarray(h0, acc), (D, N))
     method = auto_method() if method == "auto" else method

@@ -41,9 +41,6 @@ from ssm_jax.options import OptionError
 
 LAYERS: dict[str, type] = {}
 
-# Fields of every layer that are not options: H comes from the model, the rest from Flax.
-_NOT_OPTIONS = ("features", "parent", "name")
-
 
 class SSMLayer(nn.Module):
     """Base class of the SSM layers (see the module docstring for the contract)."""
@@ -84,13 +81,8 @@ class SSMLayer(nn.Module):
 
 
 def _options_class(cls) -> type:
-    """Frozen dataclass ``<Layer>Options`` of the layer's option (and pass-through) fields."""
-    fields = []
-    for f in dataclasses.fields(cls):
-        if f.name in _NOT_OPTIONS or not f.init:
-            continue
-        kind = f.metadata["kind"] if opt.is_option(f) else object
-        fields.append((f.name, kind, dataclasses.field(default=f.default, metadata=f.metadata)))
+    """Frozen dataclass ``<Layer>Options`` of the layer's option (and pass-through) fields
+    (``features``, H, comes from the model)."""
 
     def check(self, prefix: str = "") -> None:
         cls.check_options(self, prefix)
@@ -99,10 +91,10 @@ def _options_class(cls) -> type:
         """The options as keyword arguments of the layer (``Layer(features=H, **kwargs)``)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    namespace = {"check": check, "as_kwargs": as_kwargs, "layer_cls": cls,
-                 "__doc__": f"Options of :class:`{cls.__name__}` (frozen, hashable)."}
-    return dataclasses.make_dataclass(f"{cls.__name__}Options", fields, frozen=True,
-                                      namespace=namespace)
+    namespace = {"check": check, "as_kwargs": as_kwargs, "layer_cls": cls}
+    return opt.options_class(cls, f"{cls.__name__}Options", exclude=("features",),
+                             namespace=namespace,
+                             doc=f"Options of :class:`{cls.__name__}` (frozen, hashable).")
 
 
 def register_layer(name: str) -> Callable[[type], type]:

@@ -8,8 +8,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssm_jax.kernels._checks import check_choice
-from ssm_jax.layers.base import get_layer, layer_options
+from ssm_jax.kernels.checks import check_choice
+from ssm_jax.layers.base import get_layer, layer_names, layer_options
+from ssm_jax.options import option
 
 NORMS = ("layer", "batch", "none")
 PROJECTIONS = ("linear", "glu", "none")
@@ -38,16 +39,19 @@ class SequenceBlock(nn.Module):
       features: H.
       layer: registered SSM layer name (``ssm_jax.layers.layer_names()``).
       ssm: the layer's options (its ``Options`` dataclass; a mapping is converted).
+      norm, prenorm, projection, dropout, residual: options (type, default, allowed values,
+        help), which the model (``ssm_jax.models``) and the ``model`` config section reuse.
     """
 
     features: int
-    layer: str = "s4d"
+    layer: str = option("s4d", "SSM layer type", choices=layer_names)
     ssm: Any = None
-    norm: str = "layer"
-    prenorm: bool = True
-    projection: str = "glu"
-    dropout: float = 0.0
-    residual: bool = True
+    norm: str = option("layer", "normalization of each block ('none': no norm)", choices=NORMS)
+    prenorm: bool = option(True, "normalize the block input (else the block output)")
+    projection: str = option("glu", "output projection of each block after GELU ('none': no "
+                             "GELU, dropout or projection)", choices=PROJECTIONS)
+    dropout: float = option(0.0, "dropout rate", minimum=0.0, maximum=1.0, exclusive_maximum=True)
+    residual: bool = option(True, "residual connection around every block")
 
     def __post_init__(self):
         object.__setattr__(self, "ssm", ssm_options(self.layer, self.ssm))  # hashable, checked

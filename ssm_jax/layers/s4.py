@@ -3,16 +3,13 @@ and Woodbury identity, or the dense bilinear recurrence (recurrent and step mode
 
 from __future__ import annotations
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssm_jax.kernels import causal_conv, log_step_uniform
-from ssm_jax.kernels._checks import check_choice, check_rank, check_same
 from ssm_jax.kernels.dplr import c_from_tilde, dplr_kernel, dplr_matrices, hippo_nplr
-from ssm_jax.layers.base import SSMLayer, register_layer
-from ssm_jax.layers.s4d import DIRECTIONS, _rows, _stacked, _unstacked
-from ssm_jax.options import option, require
+from ssm_jax.layers.base import register_layer
+from ssm_jax.layers.s4d import S4D, SISOLayer, per_direction, rows_init
+from ssm_jax.options import option, option_of, require
 
 S4_MODES = ("conv", "recurrent")
 _CORE = ("Lambda_re", "Lambda_im", "P_re", "P_im", "B_re", "B_im", "log_step")
@@ -20,7 +17,7 @@ _OUTPUT = ("C_re", "C_im")
 
 
 @register_layer("s4")
-class S4(SSMLayer):
+class S4(SISOLayer):
     """Diagonal-plus-low-rank state space layer (S4) over a batch of sequences.
 
     Parameters (real arrays, per direction; suffix ``_rev`` for the backward one):
@@ -30,6 +27,10 @@ class S4(SSMLayer):
     (:mod:`ssm_jax.kernels.dplr`), so the convolution kernel never needs a matrix power; the
     recurrent and step modes convert it back with ``length`` (the L it refers to).
 
+    The call path (modes, directions, sown intermediates) and the protocol's eigenvalue and
+    step-size functions are :class:`~ssm_jax.layers.s4d.SISOLayer`'s, shared with S4D; S4
+    supplies its kernel and its dense recurrence.
+
     Intermediates: ``input`` (batch, L, H) and ``kernel`` (H, L) (plus ``kernel_rev``).
     Protocol: eigenvalues are the diagonal part ``Lambda`` ``(H, M)`` (``(2, H, M)`` when
     bidirectional), step sizes ``(H,)`` (``(2, H)``).
@@ -37,62 +38,26 @@ class S4(SSMLayer):
 
     features: int  # H
     d_state: int = option(64, "state size N per channel (M = N/2 stored states)", positive=True)
-    dt_min: float = option(1e-3, "smallest initial step size", positive=True)
-    dt_max: float = option(1e-1, "largest initial step size", positive=True)
+    dt_min: float = option_of(S4D, "dt_min")
+    dt_max: float = option_of(S4D, "dt_max")
     mode: str = option("conv", "convolution (Cauchy + Woodbury) or dense recurrence",
                        choices=S4_MODES)
-    bidirectional: bool = option(False, "add a backward-in-time SSM")
+    bidirectional: bool = option_of(S4D, "bidirectional")
     param_dtype: jnp.dtype = jnp.float32
 
-    core_params = frozenset(n + d for n in _CORE for d in DIRECTIONS)
-    output_params = frozenset(n + d for n in _OUTPUT for d in DIRECTIONS)
+    core_params = per_direction(_CORE)
+    output_params = per_direction(_OUTPUT)
 
     @classmethod
     def check_options(cls, o, prefix=""):
         require(o.d_state % 2 == 0, prefix + "d_state", f"= {o.d_state} must be even (conjugate pairs)")
-        require(o.dt_min <= o.dt_max, prefix + "dt_min",
-                f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
-
-    eigenvalues = staticmethod(lambda params: _complex(params, "Lambda"))
-    step_sizes = staticmethod(lambda params: jnp.exp(_stacked(params, ("log_step",))[0]))
-
-    @staticmethod
-    def with_eigenvalues(params, Lambda):
-        shape = jnp.shape(_stacked(params, ("Lambda_re",))[0])
-        Lambda = jnp.broadcast_to(jnp.asarray(Lambda), shape)
-        return _unstacked(params, {"Lambda_re": Lambda.real, "Lambda_im": jnp.imag(Lambda)})
-
-    @staticmethod
-    def with_step_sizes(params, step):
-        shape = jnp.shape(_stacked(params, ("log_step",))[0])
-        return _unstacked(params, {"log_step": jnp.log(jnp.broadcast_to(jnp.asarray(step), shape))})
+        super().check_options(o, prefix)
 
     def setup(self):
         self.options()
-        H, M = self.features, self.d_state // 2
-        Lambda0, P0, B0 = hippo_nplr(self.d_state)
-        complex_normal = nn.initializers.normal(2 ** -0.5)  # Ct ~ CN(0, 1), as S4
-        pdt = self.param_dtype
-        params = {}
-        for d in self.directions:
-            params[d] = dict(
-                Lambda_re=self.param("Lambda_re" + d, _rows(Lambda0.real), (H, M), pdt),
-                Lambda_im=self.param("Lambda_im" + d, _rows(Lambda0.imag), (H, M), pdt),
-                P_re=self.param("P_re" + d, _rows(P0.real), (H, M), pdt),
-                P_im=self.param("P_im" + d, _rows(P0.imag), (H, M), pdt),
-                B_re=self.param("B_re" + d, _rows(B0.real), (H, M), pdt),
-                B_im=self.param("B_im" + d, _rows(B0.imag), (H, M), pdt),
-                C_re=self.param("C_re" + d, complex_normal, (H, M), pdt),
-                C_im=self.param("C_im" + d, complex_normal, (H, M), pdt),
-                log_step=self.param("log_step" + d, log_step_uniform, (H,), self.dt_min,
-                                    self.dt_max, pdt),
-            )
-        self.ssm_params = params
-        self.D = self.param("D", nn.initializers.normal(1.0), (H,), pdt)
-
-    @property
-    def directions(self):
-        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
+        Lambda0, P0, B0 = hippo_nplr(self.d_state)  # M = d_state / 2; Ct ~ CN(0, 1), as S4
+        self.init_params(Lambda0, dict(P_re=rows_init(P0.real), P_im=rows_init(P0.imag),
+                                       B_re=rows_init(B0.real), B_im=rows_init(B0.imag)))
 
     def dplr(self, d: str = ""):
         """``(Lambda, P, B, Ct, step)`` of direction ``d``: (H, M) complex and (H,)."""
@@ -110,26 +75,9 @@ class S4(SSMLayer):
         Abar, Bbar = dplr_matrices(Lambda, P, B, step)
         return Abar, Bbar, c_from_tilde(Ct, Abar, length)
 
-    def __call__(self, u, *, mode: str | None = None):
-        """Args: u: (batch, L, H) real. Returns y: (batch, L, H) real."""
-        check_rank("u", u, (3,), "(batch, L, H)")
-        check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
-        mode = self.mode if mode is None else mode
-        check_choice("S4 mode", mode, S4_MODES)
-        self.sow("intermediates", "input", u)
-        y = self._direction(u, "", mode)
-        if self.bidirectional:
-            y = y + self._direction(u[:, ::-1], "_rev", mode)[:, ::-1]
-        return y + self.D * u
-
-    def _direction(self, u, d: str, mode: str):
-        L = u.shape[1]
-        if mode == "conv" or self.is_mutable_collection("intermediates"):
-            K = self.kernel(L, d)
-            self.sow("intermediates", "kernel" + d, K)
-        if mode == "conv":
-            return jax.vmap(causal_conv, in_axes=(0, None))(u, K)
-        Abar, Bbar, C = self.recurrence(L, d)
+    def recurrent(self, u, d: str = ""):
+        """(batch, L, H) output of direction ``d`` by the dense recurrence."""
+        Abar, Bbar, C = self.recurrence(u.shape[1], d)
 
         def step(x, u_t):  # x: (batch, H, M), u_t: (batch, H)
             x = jnp.einsum("hnm,bhm->bhn", Abar, x) + Bbar * u_t[..., None]
@@ -159,7 +107,3 @@ class S4(SSMLayer):
         state = jnp.einsum("hnm,bhm->bhn", Abar, state.astype(Abar.dtype)) + Bbar * u_t[..., None]
         return state, 2 * jnp.einsum("hn,bhn->bh", C, state).real + self.D * u_t
 
-
-def _complex(params, name):
-    re, im = _stacked(params, (name + "_re", name + "_im"))
-    return re + 1j * im

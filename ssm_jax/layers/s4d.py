@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,7 @@ from ssm_jax.kernels import (
     DISCRETIZATIONS, LAMBDA_INITS, SCAN_METHODS, causal_conv, discretize, init_Lambda,
     log_step_uniform, ssm_kernel, ssm_recurrence, ssm_step,
 )
-from ssm_jax.kernels._checks import check_choice, check_rank, check_same
+from ssm_jax.kernels.checks import check_choice, check_rank, check_same
 from ssm_jax.layers.base import SSMLayer, register_layer
 from ssm_jax.options import option, require
 
@@ -20,12 +22,17 @@ _CORE = ("Lambda_re", "Lambda_im", "B_re", "B_im", "log_step")
 _OUTPUT = ("C_re", "C_im")
 
 
-def _rows(values):
+def per_direction(names) -> frozenset:
+    """The parameter names ``names`` of both directions (``Lambda_re``, ``Lambda_re_rev``, ...)."""
+    return frozenset(n + d for n in names for d in DIRECTIONS)
+
+
+def rows_init(values):
     """Initializer that repeats a (M,) vector over H rows: shape (H, M)."""
     return lambda key, shape, dtype: jnp.broadcast_to(jnp.asarray(values, dtype), shape)
 
 
-def _stacked(params, names):
+def stack_directions(params, names):
     """``params[name]`` of every direction present, stacked on a leading axis if bidirectional."""
     present = [d for d in DIRECTIONS if names[0] + d in params]
     parts = [tuple(params[n + d] for n in names) for d in present]
@@ -34,7 +41,7 @@ def _stacked(params, names):
     return tuple(jnp.stack(p) for p in zip(*parts))
 
 
-def _unstacked(params, values: dict):
+def unstack_directions(params, values: dict):
     """Write ``{name: array}`` back, splitting the leading direction axis if bidirectional."""
     out = dict(params)
     bidirectional = "Lambda_re_rev" in params
@@ -47,8 +54,93 @@ def _unstacked(params, values: dict):
     return type(params)(out)
 
 
+class SISOLayer(SSMLayer):
+    """What S4D and S4 share: H independent SISO SSMs per direction (parameter names suffixed
+    by :data:`DIRECTIONS`; ``Lambda_re, Lambda_im`` (H, M) eigenvalues and ``log_step`` (H,)
+    step sizes), run as a convolution with their (H, L) kernel or as a recurrence, plus the
+    skip ``D * u``.
+
+    A subclass has the fields ``features`` and ``bidirectional`` and the parameter ``D``, and
+    defines ``kernel(length, d)`` ((H, L) real kernel of direction ``d``) and
+    ``recurrent(u, d)`` ((batch, L, H) output of direction ``d`` by the recurrence).
+    """
+
+    modes: ClassVar[tuple] = ("conv", "recurrent")
+
+    @classmethod
+    def check_options(cls, o, prefix=""):
+        require(o.dt_min <= o.dt_max, prefix + "dt_min",
+                f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
+
+    @staticmethod
+    def eigenvalues(params):
+        re, im = stack_directions(params, ("Lambda_re", "Lambda_im"))
+        return re + 1j * im
+
+    @staticmethod
+    def with_eigenvalues(params, Lambda):
+        shape = jnp.shape(stack_directions(params, ("Lambda_re",))[0])
+        Lambda = jnp.broadcast_to(jnp.asarray(Lambda), shape)
+        return unstack_directions(params, {"Lambda_re": Lambda.real, "Lambda_im": jnp.imag(Lambda)})
+
+    @staticmethod
+    def step_sizes(params):
+        return jnp.exp(stack_directions(params, ("log_step",))[0])
+
+    @staticmethod
+    def with_step_sizes(params, step):
+        shape = jnp.shape(stack_directions(params, ("log_step",))[0])
+        return unstack_directions(params, {"log_step": jnp.log(jnp.broadcast_to(jnp.asarray(step), shape))})
+
+    @property
+    def directions(self):
+        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
+
+    def init_params(self, Lambda0, inits: dict) -> None:
+        """Create the parameters (in setup): per direction ``Lambda_re, Lambda_im`` (rows of the
+        (M,) eigenvalues ``Lambda0``), then ``inits`` (``{name: initializer}`` of (H, M)
+        arrays, in order), ``C_re, C_im`` (C ~ CN(0, 1)) and ``log_step`` (log-uniform in
+        [dt_min, dt_max]); then ``D`` ~ N(0, 1). Sets ``ssm_params`` (``{direction: {name:
+        array}}``, suffix-free names) and ``D``."""
+        H, M, pdt = self.features, len(Lambda0), self.param_dtype
+        complex_normal = nn.initializers.normal(2 ** -0.5)
+        params = {}
+        for d in self.directions:
+            p = dict(Lambda_re=self.param("Lambda_re" + d, rows_init(Lambda0.real), (H, M), pdt),
+                     Lambda_im=self.param("Lambda_im" + d, rows_init(Lambda0.imag), (H, M), pdt))
+            for name, init in inits.items():
+                p[name] = self.param(name + d, init, (H, M), pdt)
+            p["C_re"] = self.param("C_re" + d, complex_normal, (H, M), pdt)
+            p["C_im"] = self.param("C_im" + d, complex_normal, (H, M), pdt)
+            p["log_step"] = self.param("log_step" + d, log_step_uniform, (H,), self.dt_min,
+                                       self.dt_max, pdt)
+            params[d] = p
+        self.ssm_params = params
+        self.D = self.param("D", nn.initializers.normal(1.0), (H,), pdt)
+
+    def __call__(self, u, *, mode: str | None = None):
+        """Args: u: (batch, L, H) real. Returns y: (batch, L, H) real."""
+        check_rank("u", u, (3,), "(batch, L, H)")
+        check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
+        mode = self.mode if mode is None else mode
+        check_choice(f"{type(self).__name__} mode", mode, self.modes)
+        self.sow("intermediates", "input", u)
+        y = self._direction(u, "", mode)
+        if self.bidirectional:
+            y = y + self._direction(u[:, ::-1], "_rev", mode)[:, ::-1]
+        return y + self.D * u
+
+    def _direction(self, u, d: str, mode: str):
+        if mode == "conv" or self.is_mutable_collection("intermediates"):
+            K = self.kernel(u.shape[1], d)  # (H, L)
+            self.sow("intermediates", "kernel" + d, K)
+        if mode == "conv":
+            return jax.vmap(causal_conv, in_axes=(0, None))(u, K)
+        return self.recurrent(u, d)
+
+
 @register_layer("s4d")
-class S4D(SSMLayer):
+class S4D(SISOLayer):
     """Diagonal state space layer (S4D) over a batch of sequences.
 
     Parameters (real arrays): ``Lambda_re, Lambda_im, B_re, B_im, C_re, C_im`` (H, M),
@@ -78,65 +170,24 @@ class S4D(SSMLayer):
     clip_eigs: bool = option(False, "use min(Re Lambda, -1e-4) in the forward pass")
     param_dtype: jnp.dtype = jnp.float32
 
-    core_params = frozenset(n + d for n in _CORE for d in DIRECTIONS)
-    output_params = frozenset(n + d for n in _OUTPUT for d in DIRECTIONS)
+    core_params = per_direction(_CORE)
+    output_params = per_direction(_OUTPUT)
 
     @classmethod
     def check_options(cls, o, prefix=""):
         require(not (o.conj_sym and o.d_state % 2), prefix + "d_state",
                 f"= {o.d_state} must be even with {prefix}conj_sym=True")
-        require(o.dt_min <= o.dt_max, prefix + "dt_min",
-                f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
-
-    @staticmethod
-    def eigenvalues(params):
-        re, im = _stacked(params, ("Lambda_re", "Lambda_im"))
-        return re + 1j * im
-
-    @staticmethod
-    def with_eigenvalues(params, Lambda):
-        shape = jnp.shape(_stacked(params, ("Lambda_re",))[0])
-        Lambda = jnp.broadcast_to(jnp.asarray(Lambda), shape)
-        return _unstacked(params, {"Lambda_re": Lambda.real, "Lambda_im": jnp.imag(Lambda)})
-
-    @staticmethod
-    def step_sizes(params):
-        return jnp.exp(_stacked(params, ("log_step",))[0])
-
-    @staticmethod
-    def with_step_sizes(params, step):
-        shape = jnp.shape(_stacked(params, ("log_step",))[0])
-        return _unstacked(params, {"log_step": jnp.log(jnp.broadcast_to(jnp.asarray(step), shape))})
+        super().check_options(o, prefix)
 
     def setup(self):
         self.options()  # checks every option (names the key and the allowed values)
-        H, M = self.features, self.n_modes
-        Lambda0 = init_Lambda(self.ssm_init, M)
-        complex_normal = nn.initializers.normal(2 ** -0.5)  # C ~ CN(0, 1)
-        pdt = self.param_dtype
-        params = {}
-        for d in self.directions:
-            params[d] = dict(
-                Lambda_re=self.param("Lambda_re" + d, _rows(Lambda0.real), (H, M), pdt),
-                Lambda_im=self.param("Lambda_im" + d, _rows(Lambda0.imag), (H, M), pdt),
-                B_re=self.param("B_re" + d, nn.initializers.ones, (H, M), pdt),
-                B_im=self.param("B_im" + d, nn.initializers.zeros, (H, M), pdt),
-                C_re=self.param("C_re" + d, complex_normal, (H, M), pdt),
-                C_im=self.param("C_im" + d, complex_normal, (H, M), pdt),
-                log_step=self.param("log_step" + d, log_step_uniform, (H,), self.dt_min,
-                                    self.dt_max, pdt),
-            )
-        self.ssm_params = params
-        self.D = self.param("D", nn.initializers.normal(1.0), (H,), pdt)
+        self.init_params(init_Lambda(self.ssm_init, self.n_modes),
+                         dict(B_re=nn.initializers.ones, B_im=nn.initializers.zeros))
 
     @property
     def n_modes(self) -> int:
         """M, the stored (complex) modes per channel."""
         return self.d_state // 2 if self.conj_sym else self.d_state
-
-    @property
-    def directions(self):
-        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
 
     def discrete(self, d: str = ""):
         """Discretized ``(Lambda_bar, B_bar, C)`` of direction ``d``, each (H, M) complex."""
@@ -146,26 +197,13 @@ class S4D(SSMLayer):
         Lambda_bar, B_factor = discretize(re + 1j * p["Lambda_im"], step, self.discretization)
         return Lambda_bar, B_factor * (p["B_re"] + 1j * p["B_im"]), p["C_re"] + 1j * p["C_im"]
 
-    def __call__(self, u, *, mode: str | None = None):
-        """Args: u: (batch, L, H) real. Returns y: (batch, L, H) real."""
-        check_rank("u", u, (3,), "(batch, L, H)")
-        check_same("u[..., :]", u.shape[-1:], "features", (self.features,), "feature count H")
-        mode = self.mode if mode is None else mode
-        check_choice("S4D mode", mode, S4D_MODES)
-        self.sow("intermediates", "input", u)
-        y = self._direction(u, "", mode)
-        if self.bidirectional:
-            y = y + self._direction(u[:, ::-1], "_rev", mode)[:, ::-1]
-        return y + self.D * u
+    def kernel(self, length: int, d: str = ""):
+        """(H, L) real convolution kernel of direction ``d``."""
+        return ssm_kernel(*self.discrete(d), length, conj_sym=self.conj_sym)
 
-    def _direction(self, u, d: str, mode: str):
-        L = u.shape[1]
+    def recurrent(self, u, d: str = ""):
+        """(batch, L, H) output of direction ``d`` by the recurrence (``scan_method``)."""
         Lambda_bar, B_bar, C = self.discrete(d)
-        if mode == "conv" or self.is_mutable_collection("intermediates"):
-            K = ssm_kernel(Lambda_bar, B_bar, C, L, conj_sym=self.conj_sym)  # (H, L)
-            self.sow("intermediates", "kernel" + d, K)
-        if mode == "conv":
-            return jax.vmap(causal_conv, in_axes=(0, None))(u, K)
         run = lambda x: ssm_recurrence(x, Lambda_bar, B_bar, C, conj_sym=self.conj_sym,
                                        method=self.scan_method)
         return jax.vmap(run)(u)

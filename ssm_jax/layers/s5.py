@@ -9,7 +9,7 @@ import numpy as np
 
 from ssm_jax.kernels import (DISCRETIZATIONS, SCAN_METHODS, discretize, hippo_n, input_projection,
                              linear_recurrence, log_step_uniform, mimo_kernel, output_projection)
-from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.checks import check_rank, check_same
 from ssm_jax.layers.base import SSMLayer, register_layer
 from ssm_jax.options import option, require
 

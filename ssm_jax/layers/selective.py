@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ssm_jax.kernels import SCAN_METHODS, s4d_real
-from ssm_jax.kernels._checks import check_rank, check_same
+from ssm_jax.kernels.checks import check_rank, check_same
 from ssm_jax.kernels.selective import BACKWARDS, selective_scan
 from ssm_jax.layers.base import SSMLayer, register_layer
 from ssm_jax.options import option, require

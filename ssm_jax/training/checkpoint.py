@@ -19,6 +19,7 @@ import sys
 import jax
 import orbax.checkpoint as ocp
 
+from ssm_jax.files import write_json_atomic
 from ssm_jax.training.state import model_variables
 
 ITEMS = ("state", "data")
@@ -73,9 +74,7 @@ class Checkpoints:
             return
         step_dir = os.path.join(self.root, which, str(step))
         path = self._manifest(which, step)
-        with open(path + ".tmp", "w") as f:
-            json.dump(_files(step_dir), f)
-        os.replace(path + ".tmp", path)
+        write_json_atomic(path, _files(step_dir), indent=None)
         present = {n for n in os.listdir(os.path.join(self.root, which)) if n.isdigit()}
         for name in os.listdir(self.manifests):  # manifests of checkpoints orbax deleted
             kind, _, rest = name.partition("-")

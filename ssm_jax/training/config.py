@@ -27,12 +27,11 @@ import ast
 import dataclasses
 import importlib.util
 import inspect
-import json
 import math
 import os
 import sys
 import types
-from typing import Any, Mapping
+from typing import Mapping
 
 import ml_collections
 
@@ -40,8 +39,9 @@ from ssm_jax import options as opt
 from ssm_jax.bound.config import BoundOptions
 from ssm_jax.bound.timescale_init import InitOptions
 from ssm_jax.data import resolve_config
-from ssm_jax.layers import NORMS, PROJECTIONS, get_layer, layer_names, layer_options
-from ssm_jax.models import ENCODERS, POOLINGS
+from ssm_jax.files import write_json_atomic
+from ssm_jax.layers import get_layer, layer_names, layer_options
+from ssm_jax.models import ENCODERS, ArchitectureOptions
 from ssm_jax.options import OptionError, option
 from ssm_jax.training.optim import SCHEDULES
 
@@ -52,27 +52,15 @@ OPEN_SECTIONS = (("data",), ("model", "ssm"))
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelOptions:
-    """``model``: the SequenceModel around the SSM layers (``ssm``: the layer's options)."""
+class ModelOptions(ArchitectureOptions):
+    """``model``: the model's architecture (:data:`ssm_jax.models.ArchitectureOptions`, the
+    fields :class:`ssm_jax.models.ModelFields` declares, with their defaults; ``ssm``: the
+    layer's options) and the trainer's own keys: ``encoder`` "auto" and ``binary_logit``."""
 
-    layer: str = option("s4d", "SSM layer type", choices=layer_names)
-    d_model: int = option(64, "H, features of every block", positive=True)
-    n_layers: int = option(4, "number of residual blocks", positive=True)
     encoder: str = option("auto", "input encoder ('auto': embedding for tokens, else linear)",
                           choices=ENCODERS + ("auto",))
-    norm: str = option("layer", "normalization of each block ('none': no norm)", choices=NORMS)
-    prenorm: bool = option(True, "normalize the block input (else the block output)")
-    projection: str = option("glu", "output projection of each block after GELU ('none': no "
-                             "GELU, dropout or projection)", choices=PROJECTIONS)
-    dropout: float = option(0.0, "dropout rate", minimum=0.0, maximum=1.0, exclusive_maximum=True)
-    pooling: str = option("mean", "pooling over time before the head", choices=POOLINGS)
-    residual: bool = option(True, "residual connection around every block")
-    head_bias: bool = option(True, "the linear head has a bias")
     binary_logit: bool = option(False, "two classes: one logit trained with sigmoid BCE "
                                 "(instead of two logits with softmax cross-entropy)")
-    init_std: float = option(0.0, "N(0, init_std^2) init of the embedding and the head (0: Flax "
-                             "defaults; the selective-SSM paper's code uses 1)", minimum=0.0)
-    ssm: Any = None  # the layer's Options (model.ssm.*), parsed by parse_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,11 +387,6 @@ def parse_config(cfg) -> Config:
     return config
 
 
-def validate_config(cfg) -> Config:
-    """:func:`parse_config` (kept for callers that only want the check)."""
-    return parse_config(cfg)
-
-
 def _available_memory() -> int:
     """Bytes of memory available to this process (MemAvailable; physical pages otherwise)."""
     try:
@@ -448,12 +431,7 @@ def save_config(cfg: Config, directory: str, name: str = "config.json") -> str:
     """Write ``cfg`` (a Config, or anything with ``to_dict``) as JSON to ``directory/name``
     atomically; returns the path."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cfg.to_dict(), f, indent=2, default=str)
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(os.path.join(directory, name), cfg.to_dict(), default=str)
 
 
 def config_changes(old: Mapping, new: Mapping, prefix: str = "") -> list:

@@ -149,7 +149,7 @@ def make_optimizer(optim_cfg, total_steps: int, layers,
       layers: ``{layer path: layer class}`` (:func:`ssm_jax.layers.find_layers`), which
         decides the SSM core group.
     """
-    if getattr(optim_cfg, "recipe", "groups") == "adam_l2":
+    if optim_cfg.recipe == "adam_l2":
         return paper3_optimizer(optim_cfg, steps_per_epoch)
     sched = lambda lr: make_schedule(lr, total_steps, optim_cfg.warmup_steps, optim_cfg.schedule)
     betas = dict(b1=optim_cfg.b1, b2=optim_cfg.b2)

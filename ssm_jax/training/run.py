@@ -96,8 +96,9 @@ def steps_per_epoch(cfg: Config, num_train: int) -> int:
 
 
 def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
-    """SequenceModel (RetrievalModel for two-document inputs) for a dataset described by
-    ``info`` (a ``DatasetInfo``)."""
+    """SequenceModel (RetrievalModel for two-document data) for a dataset described by
+    ``info`` (a ``DatasetInfo``): the config's architecture options, and the fields the
+    dataset sets (``num_outputs``, ``vocab_size``, ``head``; ``encoder`` when "auto")."""
     encoder = model_cfg.encoder
     if encoder == "auto":
         encoder = "embedding" if info.input_kind == "tokens" else "linear"
@@ -111,14 +112,9 @@ def build_model(model_cfg: ModelOptions, info) -> SequenceModel:
                              f"has {info.num_classes}")
         num_outputs = 1  # one logit, sigmoid BCE (see steps.task_loss)
     cls = RetrievalModel if info.num_documents == 2 else SequenceModel
-    return cls(
-        num_outputs=num_outputs, d_model=model_cfg.d_model, n_layers=model_cfg.n_layers,
-        layer=model_cfg.layer, ssm=model_cfg.ssm, encoder=encoder,
-        vocab_size=info.vocab_size, norm=model_cfg.norm, prenorm=model_cfg.prenorm,
-        projection=model_cfg.projection, dropout=model_cfg.dropout, pooling=model_cfg.pooling,
-        head="classification" if classification else "regression",
-        residual=model_cfg.residual, head_bias=model_cfg.head_bias, init_std=model_cfg.init_std,
-    )
+    return cls(**{**model_cfg.as_kwargs(), "encoder": encoder}, num_outputs=num_outputs,
+               vocab_size=info.vocab_size,
+               head="classification" if classification else "regression")
 
 
 def init_batch(split, n: int, seed: int) -> dict:

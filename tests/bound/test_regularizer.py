@@ -5,10 +5,10 @@ import ml_collections
 import numpy as np
 import pytest
 
+from ssm_jax import options as opt
 from ssm_jax.bound import (
-    BOUND_DEFAULTS, batch_measure, collect_layers, default_bound_config, generalization_measure,
-    input_statistics, layer_measures, make_regularizer,
-    regularizer, validate_bound_config,
+    BoundOptions, batch_measure, collect_layers, generalization_measure, input_statistics,
+    layer_measures, make_regularizer, regularizer,
 )
 from ssm_jax.kernels import mimo_kernel, ssm_kernel
 from ssm_jax.layers import get_layer
@@ -97,14 +97,15 @@ def test_bad_names_and_missing_intermediates():
         regularizer({"block_0": {"norm": {}}})
 
 
-def test_validate_bound_config():
+def test_bound_options():
+    """The ``bound`` section parsed as parse_config parses it (``opt.parse(BoundOptions, ...)``)."""
+    parse = lambda section: opt.parse(BoundOptions, section, "bound.")
     cfg = ml_collections.ConfigDict({"bound": {"reg_lambda": 1e-3, "init_scaling": True}})
-    out = validate_bound_config(cfg)
+    out = parse(cfg.bound)
     assert out.reg_lambda == 1e-3 and out.init_scaling and out.measure == "paper"
-    assert to_dict(validate_bound_config(default_bound_config())) == BOUND_DEFAULTS
-    assert validate_bound_config({"reg_lambda": 1}).reg_lambda == 1.0
+    assert parse({"reg_lambda": 1}).reg_lambda == 1.0
     from ssm_jax.training.config import default_config  # the trainer's bound section is valid
-    assert set(to_dict(validate_bound_config(default_config()))) == set(BOUND_DEFAULTS)
+    assert set(to_dict(parse(default_config().bound))) == set(opt.defaults(BoundOptions))
     # one message format for every option (ssm_jax.options): the key, then what is allowed
     bad = [({"measure": "l1"}, "'bound.measure' = 'l1' is not allowed; valid names: 'paper', 'covariance'"),
            ({"channel_reduce": "min"}, "'bound.channel_reduce' = 'min' is not allowed; valid names: 'mean', 'sum', 'max'"),
@@ -118,7 +119,7 @@ def test_validate_bound_config():
            ({"lambda": 0.1}, "unknown config key 'bound.lambda'; allowed: channel_reduce, init_batch_size")]
     for section, message in bad:
         with pytest.raises(ValueError, match=message):
-            validate_bound_config({"bound": section})
+            parse(section)
 
 
 def test_make_regularizer_is_the_configured_loss_term(sown):

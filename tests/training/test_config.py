@@ -10,7 +10,7 @@ import pytest
 
 from ssm_jax import cli
 from ssm_jax.training.config import (ConfigError, apply_overrides, default_config, load_config,
-                                     parse_config, validate_config)
+                                     parse_config)
 
 from .conftest import REPO, SMOKE, error_lines, run_cli, train_args
 
@@ -39,7 +39,7 @@ def arg_config(tmp_path):
 def test_load_config_without_arg_uses_the_default(arg_config):
     cfg = load_config(arg_config)
     assert cfg.train.num_steps == 10
-    validate_config(cfg)
+    parse_config(cfg)
 
 
 def test_load_config_passes_the_arg(arg_config):
@@ -49,7 +49,7 @@ def test_load_config_passes_the_arg(arg_config):
 
 @pytest.mark.parametrize("path", [SMOKE, DIGITS, SMOKE + ":cpu"])
 def test_shipped_configs_are_valid(path):
-    validate_config(load_config(path))
+    parse_config(load_config(path))
 
 
 def test_load_config_missing_file(tmp_path):
@@ -108,7 +108,7 @@ def test_overrides_parse_to_the_type_of_the_key():
     assert cfg.optim.lr == 1e-4 and type(cfg.optim.lr) is float
     assert cfg.optim.weight_decay == 0.0 and type(cfg.optim.weight_decay) is float
     assert cfg.model.pooling == "last"
-    validate_config(cfg)
+    parse_config(cfg)
 
 
 @pytest.mark.parametrize("text,value", [("true", True), ("False", False), ("1", True), ("no", False),
@@ -127,7 +127,7 @@ def test_overrides_of_open_sections_parse_literals():
     assert cfg.model.ssm.bidirectional is True and cfg.model.ssm.conj_sym is False
     assert cfg.model.ssm.ssm_init == "lin"
     assert cfg.data.seed == 3
-    validate_config(cfg)
+    parse_config(cfg)
 
 
 @pytest.mark.parametrize("override,needle", [
@@ -159,13 +159,13 @@ def test_override_without_equals_fails():
         apply_overrides(default_config(), ["train.batch_size"])
 
 
-# ------------------------------------------------------------------ validate_config
+# ------------------------------------------------------------------ parse_config
 
 
 def _invalid(*overrides):
     cfg = apply_overrides(load_config(SMOKE), list(overrides))
     with pytest.raises(ConfigError) as e:
-        validate_config(cfg)
+        parse_config(cfg)
     message = str(e.value)
     assert "\n" not in message
     return message
@@ -203,7 +203,7 @@ def test_validate_rejects_impossible_values(override, needles):
 
 def test_validate_checks_the_ssm_keys_of_the_chosen_layer():
     # `blocks` is an S5 key: fine for s5, an error for s4d.
-    validate_config(apply_overrides(load_config(SMOKE), ["model.layer=s5", "model.ssm.blocks=2"]))
+    parse_config(apply_overrides(load_config(SMOKE), ["model.layer=s5", "model.ssm.blocks=2"]))
     assert "'model.ssm.blocks'" in _invalid("model.layer=s4d", "model.ssm.blocks=2")
     assert "'model.ssm.mode'" in _invalid("model.layer=s5", "model.ssm.mode=conv")
     assert "divisible" in _invalid("model.layer=s5", "model.ssm.blocks=3")
@@ -214,12 +214,12 @@ def test_validate_rejects_unknown_keys_and_wrong_types_set_in_code():
     cfg.train.unlock()
     cfg.train.batchsize = 3
     with pytest.raises(ConfigError, match="unknown config key 'train.batchsize'; allowed: batch_size"):
-        validate_config(cfg)
+        parse_config(cfg)
     cfg = load_config(SMOKE)
     with cfg.ignore_type():
         cfg.train.num_steps = 2.5
     with pytest.raises(ConfigError, match="'train.num_steps' must be of type int"):
-        validate_config(cfg)
+        parse_config(cfg)
 
 
 # ------------------------------------------------------------------ the command line

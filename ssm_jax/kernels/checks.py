@@ -1,4 +1,9 @@
-"""Argument checks shared by the kernels: raise before any compute, name the argument and its shape."""
+"""Argument checks shared by the kernels, the layers, the model and ``ssm_jax.bound``: raise a
+one-line ValueError before any compute, naming the argument and its shape (or the valid names).
+
+ValueError rather than ``chex.assert_*`` (AssertionError, with chex's own wording): callers and
+tests rely on the error type and on messages that name the argument's layout.
+"""
 
 from __future__ import annotations
 
