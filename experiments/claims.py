@@ -8,6 +8,8 @@ import json
 import math
 import os
 
+from ssm_jax.files import write_json_atomic
+
 # A claim whose test checks our own derivation (a reconstruction of a paper whose full text
 # we do not have) is never called reproduced: it is "consistent" with our reconstruction.
 CONSISTENT = "consistent (reconstruction check)"
@@ -233,10 +235,7 @@ def write_claims(directory: str, claims, scale: str | None = None) -> str:
     """``directory/claims.json``: the claims of one experiment run (read by the report)."""
     path = os.path.join(directory, "claims.json")
     payload = {"scale": scale, "claims": [dataclasses.asdict(c) for c in claims]}
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(path + ".tmp", path)
-    return path
+    return write_json_atomic(path, payload)
 
 
 def read_claims(path: str) -> tuple:
