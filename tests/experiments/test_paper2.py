@@ -209,7 +209,7 @@ def test_paper2_is_discovered_by_reproduce():
     from experiments.reproduce import experiment_modules
 
     names = [runner.module_name(m) for m in experiment_modules(2)]
-    assert names == ["output_scale", "conditioning", "memory", "smnist"]
+    assert names == ["output_scale", "conditioning", "memory", "smnist", "delta_sweep"]
 
 
 @pytest.mark.parametrize("scale", ["cifar10", "listops_baseline"])
