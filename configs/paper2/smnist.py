@@ -89,7 +89,7 @@ def get_config(arg: str = "cpu"):
         c.model.ssm.d_state = 16
         c.train.update(batch_size=64, num_steps=120)
         c.optim.update(warmup_steps=10, lr=1e-2, ssm_lr=3e-3)
-        c.experiment.update(name="smnist_quick", num_seeds=4, eval_every=40)
+        c.experiment.update(name="smnist_quick", num_seeds=4, eval_every=60)
     elif arg == "tiny":
         c.data = ml_collections.ConfigDict({"name": "digits"})
         c.model.update(d_model=4, n_layers=1)
