@@ -43,6 +43,7 @@ variant not stated) as quoted by a later paper.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -178,7 +179,7 @@ class Evaluator:
             self.datasets[task] = get_dataset(cfg.data)
             self.models[task] = build_model(cfg.model, self.datasets[task].info)
         ds, model = self.datasets[task], self.models[task]
-        from ssm_jax.bound import resolve_readout
+        from ssm_jax.bound import layer_readouts, resolve_readout
 
         step = report["best_step"]
         variables = load_variables(workdir, step, "best")
@@ -192,7 +193,8 @@ class Evaluator:
         batch = init_batch(ds.train, self.e.tau_batch_size, cfg.seed)
         readout = resolve_readout(cfg.bound.readout, cfg.model.pooling)
         tau = sweeps.total_tau(model, variables, batch, cfg.bound.measure, readout=readout)
-        other = {f"tau_{r}": (tau if r == readout else
+        same = lambda r: layer_readouts(r, model.n_layers) == layer_readouts(readout, model.n_layers)
+        other = {f"tau_{r}": (tau if same(r) else
                               sweeps.total_tau(model, variables, batch, cfg.bound.measure, readout=r))
                  for r in self.e.tau_readouts}
         return dict(step=step, test_accuracy=report["test"].get("accuracy", float("nan")),
@@ -209,6 +211,28 @@ def paired_diffs(flat, task, variant, metric) -> list:
     base = {f["seed"]: f[metric] for f in flat if f["task"] == task and f["variant"] == "none"}
     return [f[metric] - base[f["seed"]] for f in flat
             if f["task"] == task and f["variant"] == variant and f["seed"] in base]
+
+
+def seeds_for_power(sd: float, margin: float, confidence: float, power: float = 0.8,
+                    most: int = 1000) -> int:
+    """Seeds a paired claim needs for ``power`` at a paired standard deviation ``sd``: the
+    larger of (a) the n at which the ``confidence`` t-interval excludes 0 with probability
+    ``power`` when the true effect is ``margin`` (noncentral t, noncentrality
+    ``margin sqrt(n) / sd``) and (b) the n at which the TOST interval (``2 confidence - 1``)
+    falls inside ``(-margin, margin)`` with probability ``power`` when the true effect is 0
+    (``2 F_t(margin sqrt(n) / sd - t_crit) - 1``, the usual approximation with the sample sd at
+    its expected value). 0 when ``sd`` is not positive and finite; ``most`` caps the search."""
+    from scipy.stats import nct, t
+
+    if not (math.isfinite(sd) and sd > 0):
+        return 0
+    for n in range(2, most + 1):
+        df, ncp = n - 1, margin * math.sqrt(n) / sd
+        detect = nct.sf(t.ppf(0.5 + confidence / 2, df), df, ncp)
+        equivalent = 2 * t.cdf(ncp - t.ppf(confidence, df), df) - 1
+        if min(detect, equivalent) >= power:
+            return n
+    return most
 
 
 def tau_columns(e) -> list:
@@ -340,6 +364,25 @@ def write(exp, directory, rows, tasks, elapsed) -> tuple:
              "Δ test [CI]", "train acc", "test acc (last)", "Δ last [CI]", "train acc (last)",
              "Δ train last [CI]", "tau"] + [f"tau ({r})" for r in e.tau_readouts]),
     ]
+    power = []  # the claims' primary metrics: seeds for 80% power at the observed spread
+    for r in table:
+        metrics = [("test acc (last)", "last_diff", e.margin)] if r["variant"] != "none" else []
+        if r["variant"] == "scale":
+            metrics.append(("train acc (last)", "train_last_diff", e.train_margin))
+        for label, key, margin in metrics:
+            power.append(dict(task=r["task"], label=r["label"], metric=label,
+                              sd=f"{100 * r[f'{key}_std']:.2f}", margin=f"{100 * margin:g}",
+                              seeds=r["seeds"],
+                              needed=seeds_for_power(r[f"{key}_std"], margin, e.confidence)))
+    sections += [
+        "## Seeds for 80% power at the observed paired spread",
+        "Per claim: the sd of the paired differences (points) and the seeds at which the "
+        f"{e.confidence:.0%} t-interval excludes 0 with probability 0.8 under a true effect of "
+        "the margin, and the TOST interval lies inside the margin with probability 0.8 under "
+        "no effect (the larger; `seeds_for_power`).",
+        tables.markdown_table(power, ["task", "label", "metric", "sd", "margin", "seeds", "needed"],
+                              ["task", "variant", "primary metric", "paired sd", "margin",
+                               "seeds", "seeds for 80% power"])]
     if len(tasks) > 1:  # the paper's layout: variants x tasks
         wide = []
         for v in e.variants:
