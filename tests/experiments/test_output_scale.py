@@ -1,7 +1,15 @@
-"""Experiment 1 (output scale at initialization) end to end at the tiny scale."""
+"""Experiment 1 (output scale at initialization) end to end at the tiny scale; its claims'
+statistics (spread over patterns, paired bootstrap, interval verdicts) on synthetic rows."""
 
+import dataclasses
 import json
 
+import numpy as np
+import pytest
+
+from experiments.claims import CONSISTENT
+from experiments.config import load
+from experiments.paper1 import output_scale as os_exp
 from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
 
 RULES = ("none", "paper", "covariance")
@@ -55,16 +63,6 @@ def test_output_scale_tiny(tmp_path, xla_cache):
 
 
 # ---- the claims' statistics on synthetic rows (no model) ----------------------------------
-
-import dataclasses  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from experiments.claims import CONSISTENT  # noqa: E402
-from experiments.config import load  # noqa: E402
-from experiments.paper1 import output_scale as os_exp  # noqa: E402
-
 
 def test_pattern_spread_and_reduction_factor_worked_by_hand():
     """2 seeds x 3 patterns. Without the rule, log10 scales 0,1,2 (seed 0) and 1,2,3 (seed 1):
