@@ -130,7 +130,8 @@ def loss_terms(cfg: Config, train_split=None, layers=None):
         else:
             terms["reg"] = (cfg.bound.reg_lambda,
                             make_regularizer(cfg.bound, pooling=cfg.model.pooling,
-                                             padded=_padded(train_split)))
+                                             padded=_padded(train_split),
+                                             dropout=cfg.model.dropout))
     return terms
 
 
