@@ -5,7 +5,9 @@
   :func:`batch_measure` (either, by name, from a batch), :func:`final_time_kernel`
   (bidirectional layers).
 * :func:`collect_layers`: every layer's kernel and input from a forward pass's intermediates.
-* :func:`layer_measures`, :func:`rescale_init`: per-layer tau of a model; the scaling rule.
+* :func:`layer_measures`, :func:`rescale_init`: per-layer tau of a model; the scaling rule;
+  :func:`layer_readouts`: the read-out of each layer ("top_mean": final time below the top
+  layer, time mean at it); :func:`without_dropout`: a train-mode pass with dropout off.
 * :func:`regularizer`: reduction of every layer's tau inside a jitted loss.
 * :class:`BoundOptions`, :func:`make_regularizer`: the
   ``bound`` config section and the loss term it configures (``term(intermediates, batch)``).
@@ -17,10 +19,12 @@ from ssm_jax.bound.autocorrelation import (
 )
 from ssm_jax.bound.collect import LayerIO, collect_layers
 from ssm_jax.bound.config import BoundOptions, make_regularizer, resolve_readout
-from ssm_jax.bound.init_scaling import forward_intermediates, layer_measures, rescale_init
+from ssm_jax.bound.init_scaling import (forward_intermediates, layer_measures, no_dropout,
+                                        rescale_init, without_dropout)
 from ssm_jax.bound.measure import (
-    MEASURES, READOUTS, batch_measure, covariance_measure, direction_measures, final_time_kernel,
-    generalization_measure, readout_measure, readout_weights, weighted_measure,
+    MEASURES, READOUTS, STACK_READOUTS, batch_measure, covariance_measure, direction_measures,
+    final_time_kernel, generalization_measure, layer_readouts, readout_measure, readout_weights,
+    weighted_measure,
 )
 from ssm_jax.bound.regularizer import REDUCTIONS, layer_taus, regularizer
 from ssm_jax.bound.selective import (decay_sums, model_bound_report, selective_bound_terms,
@@ -35,6 +39,8 @@ __all__ = [
     # read-outs (issue 11)
     "READOUTS", "direction_measures", "forward_intermediates", "readout_measure",
     "readout_weights", "resolve_readout", "weighted_measure",
+    # per-layer read-outs of a stack; forward passes without dropout (issue 19)
+    "STACK_READOUTS", "layer_readouts", "no_dropout", "without_dropout",
     # paper 2
     "autocorrelation_timescale", "condition_number", "feature_gram", "feature_matrix",
     "sample_feature_gram", "sample_features", "top_eigenvalue",

@@ -8,8 +8,14 @@ intermediates. The output map the rule rescales is what each layer declares as i
 ``output_params`` (the layer protocol, :mod:`ssm_jax.layers.base`); names ending in ``_rev``
 belong to the backward direction of a bidirectional layer.
 
-Read-out: ``readout="last"`` measures the output at the final time (the theorem), ``"mean"``
-its time mean (mean pooling); see :func:`~ssm_jax.bound.measure.direction_measures`.
+Read-out: ``readout="last"`` measures every layer's output at the final time (the theorem),
+``"mean"`` its time mean, ``"top_mean"`` the final time below the top layer and the time mean
+at it (a mean-pooled model: :func:`~ssm_jax.bound.measure.layer_readouts`); see
+:func:`~ssm_jax.bound.measure.direction_measures`.
+
+Dropout: :func:`without_dropout` switches every ``nn.Dropout`` off in a train-mode forward
+pass; the rule, the measures and the regularizer's statistics (the trainer's loss) all come
+from such a pass.
 
 Padding: with ``lengths``, the blocks zero the padded positions before each SSM layer, and
 each sequence's read-out (at its own last valid step, or the mean over its valid steps) is
@@ -18,6 +24,7 @@ measured with per-sequence weights (:func:`~ssm_jax.bound.measure.readout_measur
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import jax
@@ -26,17 +33,26 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from ssm_jax.bound.collect import collect_layers, layer_sort_key
-from ssm_jax.bound.measure import MEASURES, READOUTS, direction_measures
+from ssm_jax.bound.measure import MEASURES, STACK_READOUTS, direction_measures, layer_readouts
 from ssm_jax.kernels.checks import check_choice
 from ssm_jax.layers import find_layers, update_params
 
 
-def _no_dropout(next_fun, args, kwargs, context):
-    """Method interceptor: every ``nn.Dropout`` returns its input (train-mode forward with
-    dropout off, without touching the model's definition)."""
+def no_dropout(next_fun, args, kwargs, context):
+    """Method interceptor (``nn.intercept_methods``): every ``nn.Dropout`` returns its input
+    (train-mode forward with dropout off, without touching the model's definition)."""
     if isinstance(context.module, nn.Dropout) and context.method_name == "__call__":
         return args[0]
     return next_fun(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def without_dropout():
+    """Context in which every ``nn.Dropout`` of a forward pass is the identity (also while
+    tracing under ``jit``, ``grad`` and ``vmap``): ``with without_dropout(): model.apply(...,
+    train=True, ...)``."""
+    with nn.intercept_methods(no_dropout):
+        yield
 
 
 def forward_intermediates(model, variables, x, lengths=None, *, train: bool = True):
@@ -45,7 +61,7 @@ def forward_intermediates(model, variables, x, lengths=None, *, train: bool = Tr
     if not train:
         _, state = model.apply(variables, x, lengths, train=False, mutable=["intermediates"])
         return state["intermediates"]
-    with nn.intercept_methods(_no_dropout):
+    with without_dropout():
         _, state = model.apply(variables, x, lengths, train=True,
                                mutable=["intermediates", "batch_stats"])
     return state["intermediates"]
@@ -61,9 +77,9 @@ def _measures(model, variables, x, lengths, measure: str, readout: str = "last",
     if not layers:
         raise ValueError(f"{type(model).__name__} sowed no SSM layer input and kernel")
     return {layer.name: direction_measures(layer.kernel, layer.input, K_rev=layer.kernel_rev,
-                                           readout=readout, measure=measure,
+                                           readout=r, measure=measure,
                                            lengths=lengths if use_lengths else None)
-            for layer in layers}
+            for layer, r in zip(layers, layer_readouts(readout, len(layers)))}
 
 
 def _clean(variables):
@@ -81,7 +97,8 @@ def layer_measures(model, variables, x, lengths=None, *, measure: str = "paper",
       x: (batch, L) int tokens or (batch, L, C) float, the model input.
       lengths: None or (batch,) int valid lengths (see the module docstring on padding).
       measure: one of :data:`MEASURES`.
-      readout: one of :data:`READOUTS` ("last": final time; "mean": time mean).
+      readout: one of :data:`~ssm_jax.bound.measure.STACK_READOUTS` ("last": final time;
+        "mean": time mean; "top_mean": final time below the top layer, time mean at it).
       train: forward in the mode training uses (batch statistics, dropout off); False:
         evaluation mode (running statistics).
 
@@ -89,7 +106,7 @@ def layer_measures(model, variables, x, lengths=None, *, measure: str = "paper",
       list of (H,) float arrays (H_out for MIMO layers), in block order.
     """
     check_choice("measure", measure, MEASURES)
-    check_choice("readout", readout, READOUTS)
+    check_choice("readout", readout, STACK_READOUTS)
     taus = _measures(model, _clean(variables), x, lengths, measure, readout, train,
                      lengths is not None)
     return [taus[name][0] for name in sorted(taus, key=layer_sort_key)]
@@ -133,9 +150,10 @@ def rescale_init(model, variables, x, lengths=None, *, measure: str = "paper",
       x: (batch, L) int tokens or (batch, L, C) float, a batch of training inputs.
       lengths: None or (batch,) int valid lengths.
       measure: one of :data:`MEASURES`.
-      readout: one of :data:`READOUTS`. Bidirectional layers: with "mean" both directions'
-        output maps are divided by the layer's tau; with "last" each direction's by its own
-        (:func:`~ssm_jax.bound.measure.direction_measures`).
+      readout: one of :data:`~ssm_jax.bound.measure.STACK_READOUTS` (each layer rescaled for
+        its own read-out, :func:`~ssm_jax.bound.measure.layer_readouts`). Bidirectional layers:
+        with "mean" both directions' output maps are divided by the layer's tau; with "last"
+        each direction's by its own (:func:`~ssm_jax.bound.measure.direction_measures`).
       train: measure in the mode training uses (default; BatchNorm with batch statistics,
         dropout off); False: evaluation mode.
 
@@ -143,7 +161,7 @@ def rescale_init(model, variables, x, lengths=None, *, measure: str = "paper",
       the variables with rescaled output maps (same structure; no "intermediates").
     """
     check_choice("measure", measure, MEASURES)
-    check_choice("readout", readout, READOUTS)
+    check_choice("readout", readout, STACK_READOUTS)
     layer_types = find_layers(model, x, lengths)
     variables = _clean(variables)
     args = (measure, readout, train, lengths is not None)

@@ -26,7 +26,8 @@ Kernels:
 Read-outs (:data:`READOUTS`): ``"last"`` is the formula above; ``"mean"`` measures the time
 mean of the output, ``w[s] = (1/L) sum_{j=0}^{L-1-s} K[j]`` in place of ``K[L-1-s]``
 (:func:`readout_weights`); padded batches use per-sequence weights
-(:func:`readout_measure`).
+(:func:`readout_measure`). A stack of layers takes one of :data:`STACK_READOUTS`: a read-out
+for every layer, or ``"top_mean"`` (:func:`layer_readouts`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,31 @@ from ssm_jax.kernels.checks import check_choice, check_rank
 
 MEASURES = ("paper", "covariance")
 READOUTS = ("last", "mean")
+# read-outs of a stack of SSM layers: one of READOUTS for every layer, or "top_mean"
+STACK_READOUTS = READOUTS + ("top_mean",)
+
+
+def layer_readouts(readout: str, count: int) -> tuple:
+    """The read-out of each of ``count`` SSM layers (block order) under a stack read-out.
+
+    ``"last"`` / ``"mean"``: that read-out at every layer. ``"top_mean"``: ``"last"`` at every
+    layer but the last one, ``"mean"`` there. That is the output each layer hands on in a
+    mean-pooled model: a layer below the top passes every time step on, and the next layer's
+    final-time output depends on all of them through its own kernel, so the theorem's final-time
+    output is the quantity to bound; only the top layer's outputs are averaged over time by the
+    pooling, so its measure is the one of the time mean.
+
+    Args:
+      readout: one of :data:`STACK_READOUTS`.
+      count: number of SSM layers (applications) of the model.
+
+    Returns:
+      tuple of ``count`` entries of :data:`READOUTS`.
+    """
+    check_choice("readout", readout, STACK_READOUTS)
+    if readout != "top_mean":
+        return (readout,) * count
+    return ("last",) * (count - 1) + ("mean",) if count else ()
 
 
 def _check_kernel(K):

@@ -8,7 +8,14 @@ It reuses the kernels and inputs the forward pass sowed (apply the model with
     loss = task_loss(logits, y) + reg_lambda * regularizer(state["intermediates"])
 
 Statistics come from the current batch; the gradient flows through the kernels (and through
-the statistics only with ``stop_gradient_stats=False``).
+the statistics only with ``stop_gradient_stats=False``). The trainer hands the term the
+intermediates of a forward pass without dropout (as the init rule (8) measures), see
+:func:`ssm_jax.bound.config.make_regularizer`.
+
+Normalization of lambda: with ``channel_reduce="mean"`` (the default of ``bound``) the loss
+term is ``lambda * sum_layers mean_h tau[l][h] = (lambda / H) * sum_layers sum_h tau[l][h]``;
+with ``"sum"`` it is ``lambda * sum_layers sum_h tau[l][h]`` (the sum over channels of (9) as
+reconstructed in the digest), H times larger at the same lambda.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ssm_jax.bound.collect import collect_layers
-from ssm_jax.bound.measure import MEASURES, READOUTS, direction_measures
+from ssm_jax.bound.measure import MEASURES, STACK_READOUTS, direction_measures, layer_readouts
 from ssm_jax.kernels.checks import check_choice
 
 REDUCTIONS = {"mean": jnp.mean, "sum": jnp.sum, "max": jnp.max}
@@ -30,7 +37,9 @@ def layer_taus(intermediates, *, measure: str = "paper", stop_gradient_stats: bo
       intermediates: intermediates tree (see :func:`collect_layers`).
       measure: one of :data:`MEASURES`.
       stop_gradient_stats: treat each layer's input statistics as constants.
-      readout: one of :data:`READOUTS`: the final-time output or the time mean.
+      readout: one of :data:`~ssm_jax.bound.measure.STACK_READOUTS`: the final-time output or
+        the time mean at every layer, or "top_mean" (final time below the top layer, time mean
+        at it: :func:`~ssm_jax.bound.measure.layer_readouts`).
       lengths: None or (batch,) int valid lengths of a padded batch.
 
     Returns:
@@ -38,14 +47,16 @@ def layer_taus(intermediates, *, measure: str = "paper", stop_gradient_stats: bo
       directions with all their lags (:func:`~ssm_jax.bound.measure.direction_measures`).
     """
     check_choice("measure", measure, MEASURES)
-    check_choice("readout", readout, READOUTS)
+    check_choice("readout", readout, STACK_READOUTS)
     layers = collect_layers(intermediates)
     if not layers:
         raise ValueError("no SSM layer in the intermediates (no node with 'input' and 'kernel'); "
                          "apply the model with mutable=['intermediates']")
-    return [direction_measures(layer.kernel, layer.input, K_rev=layer.kernel_rev, readout=readout,
+    readouts = layer_readouts(readout, len(layers))
+    return [direction_measures(layer.kernel, layer.input, K_rev=layer.kernel_rev, readout=r,
                                measure=measure, lengths=lengths,
-                               stop_gradient_stats=stop_gradient_stats)[0] for layer in layers]
+                               stop_gradient_stats=stop_gradient_stats)[0]
+            for layer, r in zip(layers, readouts)]
 
 
 def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = "mean",
@@ -61,7 +72,7 @@ def regularizer(intermediates, *, measure: str = "paper", channel_reduce: str = 
       layer_reduce: reduction over layers, one of :data:`REDUCTIONS`.
       stop_gradient_stats: ``stop_gradient`` on the statistics (the layer inputs); the
         gradient then flows through the kernels only.
-      readout: one of :data:`READOUTS`.
+      readout: one of :data:`~ssm_jax.bound.measure.STACK_READOUTS` (see :func:`layer_taus`).
       lengths: None or (batch,) int valid lengths of a padded batch.
 
     Returns:

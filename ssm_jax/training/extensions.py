@@ -128,8 +128,10 @@ class Regularizer(Extension):
         if b.penalty != "measure":
             return cls(b.reg_lambda, make_penalty(b.penalty, layers, channel_reduce=b.channel_reduce,
                                                   layer_reduce=b.layer_reduce))
-        reg = make_regularizer(b, pooling=cfg.model.pooling, padded=padded(train_split))
-        return cls(b.reg_lambda, lambda intermediates, batch, params: reg(intermediates, batch))
+        # with dropout, the term reads a pass without it (its ``without_dropout`` flag)
+        return cls(b.reg_lambda, make_regularizer(b, pooling=cfg.model.pooling,
+                                                  padded=padded(train_split),
+                                                  dropout=cfg.model.dropout))
 
     def loss_terms(self):
         return {"reg": (self.weight, self.term)}
@@ -177,6 +179,12 @@ class SelectiveBound(Extension):
 EXTENSIONS = (TimescaleInit, InitScaling, Regularizer, CollapsePenalty, SelectiveBound)
 
 
+def loss_terms(cfg, train_split=None, layers: Mapping | None = None) -> dict:
+    """``{name: (weight, term)}``: the loss terms of the active extensions of ``cfg``."""
+    return {name: term for ext in build_extensions(cfg, layers or {}, train_split)
+            for name, term in ext.loss_terms().items()}
+
+
 def build_extensions(cfg, layers: Mapping, train_split=None, seq_len: int | None = None) -> list:
     """The active extensions of ``cfg`` (a parsed Config) for a model with SSM ``layers``
     trained on ``train_split`` (sequences of length ``seq_len``), in :data:`EXTENSIONS` order."""
@@ -185,4 +193,5 @@ def build_extensions(cfg, layers: Mapping, train_split=None, seq_len: int | None
 
 
 __all__ = ["EXTENSIONS", "MEMBER_WEIGHTS", "CollapsePenalty", "Extension", "InitScaling",
-           "Regularizer", "SelectiveBound", "TimescaleInit", "build_extensions", "padded"]
+           "Regularizer", "SelectiveBound", "TimescaleInit", "build_extensions", "loss_terms",
+           "padded"]

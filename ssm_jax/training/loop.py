@@ -18,6 +18,7 @@ import jax
 
 from ssm_jax.data import get_dataset
 from ssm_jax.training.config import parse_config
+from ssm_jax.training.extensions import loss_terms
 from ssm_jax.training.run import (NonFiniteError, build_model, build_run, evaluate, fit,
                                   init_batch, init_variables, steps_per_epoch)
 from ssm_jax.training.sharding import DataParallel, maybe_initialize_distributed
@@ -58,4 +59,4 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
 
 
 __all__ = ["NonFiniteError", "build_model", "evaluate_model", "init_batch", "init_variables",
-           "steps_per_epoch", "train_and_evaluate"]
+           "loss_terms", "steps_per_epoch", "train_and_evaluate"]

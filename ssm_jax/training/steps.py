@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssm_jax.bound.init_scaling import without_dropout
 from ssm_jax.training.state import TrainState
 
-# An extra loss term: (intermediates, batch, params) -> scalar. It is added with a weight.
+# An extra loss term: (intermediates, batch, params) -> scalar, added with a weight. A term
+# with the attribute ``without_dropout = True`` reads a second forward pass with dropout off.
 LossTerm = Callable[[Mapping, Mapping], jax.Array]
 
 
@@ -106,9 +108,18 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
     weight}``) overrides the weight of a term for this call (a traced value: the vectorized
     trainer passes one weight per member under ``jax.vmap``). ``check_outputs``: the metrics
     hold ``outputs_finite`` (a () bool, for :func:`step_failed`'s "authors" rule).
+
+    A term with the attribute ``without_dropout = True`` (the paper-1 regularizer of a model
+    with dropout, :func:`ssm_jax.bound.make_regularizer`) reads the intermediates of a second
+    train-mode forward pass with every dropout off (``ssm_jax.bound.without_dropout``;
+    BatchNorm with the batch statistics, its updates discarded), so its input statistics are
+    those the init rule (8) uses. The task loss keeps the dropped-out pass. The second pass is
+    run only when such a term exists (its unused outputs are pruned by XLA); without it the
+    terms share the one pass.
     """
     terms = dict(terms or {})
     output_terms = dict(output_terms or {})
+    clean = {n for n, (_, t) in terms.items() if getattr(t, "without_dropout", False)}
 
     def loss_fn(params, apply_fn, batch_stats, batch, rng, weights=None):
         weights = weights or {}
@@ -116,16 +127,22 @@ def make_loss(head: str, terms: Mapping[str, tuple[float, LossTerm]] | None = No
         if batch_stats:
             variables["batch_stats"] = batch_stats
             mutable.append("batch_stats")
-        if terms:
+        if set(terms) - clean:
             mutable.append("intermediates")
         out, updates = apply_fn(variables, batch["inputs"], batch["lengths"], train=True,
                                 rngs={"dropout": rng}, mutable=mutable)
+        if clean:  # the same batch and parameters, dropout off: the rule's statistics
+            with without_dropout():
+                _, no_drop = apply_fn(variables, batch["inputs"], batch["lengths"], train=True,
+                                      mutable=["intermediates"] + (["batch_stats"] if batch_stats
+                                                                   else []))
         loss, sums = task_loss(out, batch["labels"], head)
         metrics = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
         metrics["task_loss"] = loss
         total = loss
         for name, (weight, term) in terms.items():
-            value = term(updates["intermediates"], batch, params)
+            inter = (no_drop if name in clean else updates)["intermediates"]
+            value = term(inter, batch, params)
             metrics[name] = value
             total = total + weights.get(name, weight) * value
         for name, (weight, term) in output_terms.items():

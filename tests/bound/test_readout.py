@@ -234,3 +234,50 @@ def test_rescale_with_padding_and_readout(models, readout):
     # the other read-out gives other taus: the option is not a no-op
     other = "mean" if readout == "last" else "last"
     assert max(float(jnp.abs(t - 1).max()) for t in layer_measures(model, scaled, x, lengths, readout=other)) > 0.05
+
+
+def test_stack_readouts_per_layer():
+    from ssm_jax.bound import BoundOptions, layer_readouts, resolve_readout
+
+    assert layer_readouts("top_mean", 3) == ("last", "last", "mean")
+    assert layer_readouts("top_mean", 1) == ("mean",)  # one layer: the pooled one
+    assert layer_readouts("last", 2) == ("last", "last")
+    assert layer_readouts("mean", 2) == ("mean", "mean")
+    with pytest.raises(ValueError, match="unknown readout 'first'"):
+        layer_readouts("first", 2)
+    assert BoundOptions().readout == "auto"
+    # "auto": the final time below the top layer of a mean-pooled model, the mean at the top
+    assert resolve_readout("auto", "mean") == "top_mean"
+    for pooling in ("last", "last_position", "none", None):
+        assert resolve_readout("auto", pooling) == "last"
+    assert resolve_readout("mean", "last") == "mean"
+
+
+def test_auto_readout_of_a_mean_pooled_model_is_last_below_the_top(models, sown):
+    """The default read-out of a mean-pooled 3-layer model: every layer's tau is the one of its
+    final-time output, except the top layer's, of its time mean (numpy loops over the sown
+    inputs and kernels). The old default measured the time mean at every layer: another
+    number, so this fails under it."""
+    from ssm_jax.bound import make_regularizer
+
+    model, variables, x = models("s4d_3_layernorm")
+    assert model.pooling == "mean"
+    state = sown("s4d_3_layernorm")
+    expected = []
+    for i, r in enumerate(("last", "last", "mean")):
+        layer = state[f"block_{i}"]["ssm"]
+        K, u = np.asarray(layer["kernel"][0]), np.asarray(layer["input"][0])
+        expected.append(loop_tau([loop_weights(K, r, L)] * B, u))
+    term = make_regularizer({}, pooling=model.pooling)  # the defaults
+    want = sum(t.mean() for t in expected)
+    np.testing.assert_allclose(term(state), want, rtol=1e-10)
+    every_mean = regularizer(state, readout="mean")
+    assert abs(float(every_mean) - want) > 0.05 * want
+    for tau, e in zip(layer_measures(model, variables, x, readout="top_mean", train=False), expected):
+        np.testing.assert_allclose(tau, e, rtol=1e-10)
+    # the rule with this read-out: tau 1 at every layer, each measured by its own read-out
+    scaled = rescale_init(model, variables, x, readout="top_mean")
+    for tau in layer_measures(model, scaled, x, readout="top_mean"):
+        np.testing.assert_allclose(tau, 1.0, atol=1e-6)
+    first = layer_measures(model, scaled, x, readout="mean")[0]  # layer 0 was scaled for "last"
+    assert float(jnp.abs(first - 1).max()) > 0.05

@@ -8,7 +8,7 @@ import pytest
 from ssm_jax import options as opt
 from ssm_jax.bound import (
     BoundOptions, batch_measure, collect_layers, generalization_measure, input_statistics,
-    layer_measures, make_regularizer, regularizer,
+    layer_measures, layer_taus, make_regularizer, regularizer,
 )
 from ssm_jax.kernels import mimo_kernel, ssm_kernel
 from ssm_jax.layers import get_layer
@@ -132,3 +132,56 @@ def test_make_regularizer_is_the_configured_loss_term(sown):
     np.testing.assert_allclose(term(state, {"inputs": None}), expected, rtol=1e-12)
     with pytest.raises(ValueError, match="bound.measure"):
         make_regularizer({"measure": "nope"})
+
+
+def test_regularizer_statistics_come_from_a_pass_without_dropout(x64):
+    """With dropout, the loss's regularizer equals the regularizer of a train-mode forward pass
+    with dropout off (the pass the init rule (8) uses), not of the dropped-out pass the task loss
+    sees; the second pass runs only when the model has dropout."""
+    from ssm_jax.bound import forward_intermediates
+    from ssm_jax.models import SequenceModel
+    from ssm_jax.training.steps import make_loss
+
+    model = SequenceModel(3, d_model=H, n_layers=2, ssm={"d_state": 4, "param_dtype": jnp.float64},
+                          dropout=0.5, projection="glu", residual=False)  # layer 1 sees the dropout
+    x = jax.random.normal(jax.random.PRNGKey(2), (8, L, 2), jnp.float64)
+    lengths = jnp.full((8,), L)
+    batch = dict(inputs=x, lengths=lengths, labels=jnp.arange(8) % 3)
+    variables = model.init(jax.random.PRNGKey(0), x)
+    calls = []
+
+    def apply_fn(*args, **kwargs):
+        calls.append(kwargs.get("rngs"))
+        return model.apply(*args, **kwargs)
+
+    def reg_value(term):
+        calls.clear()
+        loss_fn = make_loss("classification", {"reg": (1.0, term)})
+        _, (metrics, _) = loss_fn(variables["params"], apply_fn, None, batch, jax.random.PRNGKey(5))
+        return float(metrics["reg"]), len(calls)
+
+    term = make_regularizer({}, pooling=model.pooling, dropout=0.5)
+    assert term.without_dropout
+    clean = forward_intermediates(model, variables, x, lengths)
+    expected = float(regularizer(clean, readout="top_mean"))
+    top = float(jnp.mean(layer_taus(clean, readout="top_mean")[1]))  # the layer dropout reaches
+    value, passes = reg_value(term)
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    assert passes == 2
+    # the dropped-out pass (the statistics the loss used before) gives another number
+    plain = make_regularizer({}, pooling=model.pooling, dropout=0.0)
+    assert not plain.without_dropout
+    dropped, passes = reg_value(plain)
+    assert passes == 1 and abs(dropped - expected) > 0.1 * top
+
+
+def test_trainer_marks_the_regularizer_from_the_model_dropout():
+    from ssm_jax.training.config import default_config, parse_config
+    from ssm_jax.training.loop import loss_terms
+
+    for dropout in (0.0, 0.1):
+        cfg = default_config()
+        cfg.model.dropout = dropout
+        cfg.bound.reg_lambda = 0.1
+        (weight, term), = loss_terms(parse_config(cfg)).values()
+        assert weight == 0.1 and term.without_dropout == (dropout > 0)

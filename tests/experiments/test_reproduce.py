@@ -32,19 +32,20 @@ def test_reproduce_writes_the_report_and_reuses_finished_work(tmp_path, xla_cach
     assert "## Paper 1: Liu & Li" in report and "### output_scale (scale `quick`)" in report
     assert "| claim | paper | ours | verdict |" in report
     # the four verdicts are counted apart, per paper and over the report
-    assert "**Summary:** 4 claims: " in report and "consistent (reconstruction check)" in report
-    assert "## Paper 1: Liu & Li" in report and "\n\n4 claims: " in report
-    # the SSM output of the theorem's model is what the theorem bounds: the rule equalizes it
-    # across patterns
-    ssm_line = next(line for line in report.splitlines()
-                    if "output scale of an SSM" in line and "theorem model" in line)
-    assert "**reproduced**" in ssm_line and "max/min" in ssm_line
-    for link in ("table.md", "spread.csv", "output_scale.png"):
+    assert "**Summary:** 8 claims: " in report and "consistent (reconstruction check)" in report
+    assert "## Paper 1: Liu & Li" in report and "\n\n8 claims: " in report
+    # the SSM output of the theorem's model is what the theorem bounds: the covariance rule
+    # equalizes it across patterns by construction (a reconstruction check)
+    ssm_line = next(line for line in report.splitlines() if "output scale of an SSM" in line
+                    and "theorem model" in line and "rule 'covariance'" in line)
+    assert "**consistent (reconstruction check)**" in ssm_line
+    assert "spread over patterns /" in ssm_line and "bootstrap interval" in ssm_line
+    for link in ("table.md", "reduction.csv", "spread.csv", "output_scale.png"):
         assert f"(paper1/output_scale/{link})" in report
         assert (tmp_path / "paper1" / "output_scale" / link).exists()
     assert "reproduce (quick)" in proc.stderr or "paper 1: output_scale" in proc.stderr  # the bar
     scale, claims = read_claims(tmp_path / "paper1" / "output_scale" / "claims.json")
-    assert scale == "quick" and len(claims) == 4  # (theorem, deep_2) x (ssm, out)
+    assert scale == "quick" and len(claims) == 8  # (paper, covariance) x (theorem, deep_2) x (ssm, out)
     # unknown experiment names and scales are one-line errors before any compute
     bad = run_reproduce(tmp_path, "--paper", "1", "--only", "nope")
     assert bad.returncode == 2 and "unknown experiment(s) ['nope']" in bad.stderr

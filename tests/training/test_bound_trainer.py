@@ -62,7 +62,8 @@ def test_logged_loss_contains_lambda_times_the_regularizer(tmp_path, monkeypatch
     loop.train_and_evaluate(cfg, str(tmp_path))
     logged = first_step_metrics(tmp_path)
     # separately: the batch of step 1, the variables the step started from, and the taus of a
-    # train-mode forward pass (mean over channels, sum over layers; mean read-out = pooling)
+    # train-mode forward pass (mean over channels, sum over layers; the default read-out of a
+    # mean-pooled model: the final time at layer 0, the time mean at the top layer)
     pcfg = parse_config(cfg)
     ds = get_dataset(pcfg.data)
     batch = next(BatchIterator(ds.train, pcfg.train.batch_size, seed=pcfg.seed))
@@ -70,7 +71,7 @@ def test_logged_loss_contains_lambda_times_the_regularizer(tmp_path, monkeypatch
     state = seen["state"]
     model = loop.build_model(pcfg.model, ds.info)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    taus = layer_measures(model, variables, batch["inputs"], readout="mean")
+    taus = layer_measures(model, variables, batch["inputs"], readout="top_mean")
     expected = lam * sum(float(np.mean(t)) for t in taus)
     assert expected > 1e-3
     np.testing.assert_allclose(logged["loss"] - logged["task_loss"], expected, rtol=2e-3)
@@ -91,7 +92,7 @@ def test_init_scaling_gives_tau_one_in_train_mode(tmp_path, monkeypatch, measure
     model = loop.build_model(pcfg.model, ds.info)
     state = seen["state"]
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    resolved = "mean" if readout == "auto" else readout  # the smoke model mean-pools
+    resolved = "top_mean" if readout == "auto" else readout  # the smoke model mean-pools
     taus = layer_measures(model, variables, batch["inputs"], measure=measure, readout=resolved)
     assert len(taus) == 2
     for tau in taus:
