@@ -8,7 +8,10 @@ stderr and exit code 2, before any compute; a run stopped by NaN/Inf exits with 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from ssm_jax import __version__
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
@@ -20,9 +23,23 @@ def _error(prefix: str, e: BaseException) -> int:
 
 
 def split_overrides(argv):
-    """``(argv without --config.KEY=VALUE items, [KEY=VALUE, ...])``."""
-    overrides = [a[len("--config."):] for a in argv if a.startswith("--config.")]
-    return [a for a in argv if not a.startswith("--config.")], overrides
+    """``(argv without the overrides, [KEY=VALUE, ...])`` for overrides written
+    ``--config.KEY=VALUE`` or ``--config.KEY VALUE``."""
+    rest, overrides, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--config."):
+            rest.append(a)
+        elif "=" in a:
+            overrides.append(a[len("--config."):])
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            overrides.append(f"{a[len('--config.'):]}={argv[i + 1]}")
+            i += 1
+        else:
+            raise SystemExit(_error("error", ValueError(
+                f"{a} needs a value: {a}=VALUE or {a} VALUE")))
+        i += 1
+    return rest, overrides
 
 
 def _train(args, overrides):
@@ -61,7 +78,10 @@ def _options(args, overrides):
     lines = describe_config()
     if args.prefix:
         lines = [line for line in lines if line.lstrip().startswith(args.prefix)]
-    print("\n".join(lines))
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # `ssm-jax options | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -80,6 +100,7 @@ def _reproduce(args, overrides):
 def main(argv=None) -> int:
     argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(prog="ssm-jax", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ssm-jax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train and evaluate a config; resumes from WORKDIR",
                        epilog="override any config key with --config.KEY=VALUE; "
