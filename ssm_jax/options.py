@@ -213,7 +213,8 @@ def replace(obj, prefix: str = "", **changes):
 
 
 def to_dict(obj) -> dict:
-    """Nested plain dict of a dataclass of options (tuples become lists, for JSON)."""
+    """Nested plain dict of a dataclass of options (tuples become lists, for JSON); fields that
+    are not options are left out while they hold their default."""
     def plain(v):
         if dataclasses.is_dataclass(v) and not isinstance(v, type):
             return to_dict(v)
@@ -223,7 +224,10 @@ def to_dict(obj) -> dict:
             return {k: plain(x) for k, x in v.items()}
         return v
 
-    return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    # a pass-through field (not an option, e.g. a layer's ``param_dtype``) at its default is
+    # left out: parsing fills it in again, and a JSON config holds only what it can load
+    return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+            if is_option(f) or getattr(obj, f.name) is not f.default}
 
 
 def describe(cls, prefix: str = "") -> list:

@@ -177,6 +177,14 @@ class Checkpoints:
         self.best.close()
 
 
+def checkpoint_steps(workdir: str, which: str = "last") -> list:
+    """The steps of the saved ``which`` ("last" | "best") checkpoints of ``workdir``, sorted."""
+    directory = os.path.join(workdir, "checkpoints", which)
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+
+
 def load_variables(workdir: str, step: int | None = None, which: str = "best") -> dict:
     """Model variables (``params``, and ``batch_stats`` if any) saved by ``train_and_evaluate``.
 

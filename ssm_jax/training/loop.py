@@ -19,8 +19,8 @@ import jax
 from ssm_jax.data import get_dataset
 from ssm_jax.training.config import parse_config
 from ssm_jax.training.extensions import loss_terms
-from ssm_jax.training.run import (NonFiniteError, build_model, build_run, evaluate, fit,
-                                  init_batch, init_variables, steps_per_epoch)
+from ssm_jax.training.run import (NonFiniteError, TrainedRun, build_model, build_run, evaluate,
+                                  fit, init_batch, init_variables, load_run, steps_per_epoch)
 from ssm_jax.training.sharding import DataParallel, maybe_initialize_distributed
 from ssm_jax.training.steps import eval_sums
 from ssm_jax.training.workdir import WorkdirLock, prepare_workdir
@@ -58,5 +58,5 @@ def train_and_evaluate(cfg, workdir: str) -> dict:
         return fit([build_run(cfg, ds, model)], [workdir], dp=dp)[0]
 
 
-__all__ = ["NonFiniteError", "build_model", "evaluate_model", "init_batch", "init_variables",
-           "loss_terms", "steps_per_epoch", "train_and_evaluate"]
+__all__ = ["NonFiniteError", "TrainedRun", "build_model", "evaluate_model", "init_batch",
+           "init_variables", "load_run", "loss_terms", "steps_per_epoch", "train_and_evaluate"]

@@ -36,11 +36,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ssm_jax.data import BatchIterator
+from ssm_jax.data.registry import DatasetInfo
 from ssm_jax.files import write_json_atomic
 from ssm_jax.layers import find_layers
 from ssm_jax.models import RetrievalModel, SequenceModel
-from ssm_jax.training.checkpoint import Checkpoints
-from ssm_jax.training.config import Config, ModelOptions, save_config
+from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_variables
+from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
 from ssm_jax.training.extensions import build_extensions, padded
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import make_optimizer, set_hyperparams
@@ -50,6 +51,7 @@ from ssm_jax.training.steps import make_eval_step, make_loss, make_train_step
 from ssm_jax.training.workdir import check_resume, write_fingerprint
 
 MEMBER_FILE = "member.json"  # failed_step of a stacked member, saved with its checkpoints
+DATASET_FILE = "dataset.json"  # the DatasetInfo the model was built for (read by load_run)
 
 
 class NonFiniteError(RuntimeError):
@@ -386,6 +388,8 @@ class _Members:
             for r, w in zip(self.runs, self.workdirs):
                 save_config(r.cfg, w)
                 write_fingerprint(w, r.cfg)
+                write_json_atomic(os.path.join(w, DATASET_FILE), dataclasses.asdict(r.dataset.info),
+                                  default=lambda v: v.item() if hasattr(v, "item") else str(v))
         sync("config written")
 
     def restore(self, trees, report) -> tuple:
@@ -556,3 +560,44 @@ def _validate(runs, members, writers, states, eval_step, step):
         if members.best[i] is None or score(val) > members.best[i]:
             members.best[i] = score(val)
             members.ckpts[i].save_best(step, state_tree(st), members.iters[i].state(), members.best[i])
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+    """A trained run loaded back (:func:`load_run`): its config, the model and the variables
+    of one checkpoint (``step`` of ``which``), and the dataset description."""
+
+    cfg: Config
+    model: SequenceModel
+    variables: dict
+    info: Any
+    step: int
+    which: str
+
+
+def load_run(workdir: str, which: str = "best", step: int | None = None) -> TrainedRun:
+    """The model and variables of a run trained in ``workdir``, without building its dataset.
+
+    Args:
+      workdir: the run's work directory (``config.json``, ``dataset.json``, ``checkpoints/``).
+      which: "best" (the best-validation checkpoint; the last one when the run had no
+        validation split) or "last".
+      step: a checkpoint step of ``which``; None: the newest.
+    """
+    missing = [f for f in ("config.json", DATASET_FILE) if not os.path.exists(os.path.join(workdir, f))]
+    if missing:
+        raise FileNotFoundError(f"{workdir!r} is not a trained run: {', '.join(missing)} missing")
+    with open(os.path.join(workdir, "config.json")) as f:
+        cfg = parse_config(json.load(f))
+    with open(os.path.join(workdir, DATASET_FILE)) as f:
+        fields = json.load(f)
+    info = DatasetInfo(**{**fields, "target_shape": tuple(fields.get("target_shape", ()))})
+    if which == "best" and step is None and not checkpoint_steps(workdir, "best"):
+        which = "last"  # no validation split: the report is at the last step
+    steps = checkpoint_steps(workdir, which)
+    step = (steps[-1] if steps else None) if step is None else step
+    variables = load_variables(workdir, step, which)
+    return TrainedRun(cfg, build_model(cfg.model, info), variables, info, step, which)
