@@ -8,6 +8,7 @@ stderr and exit code 2, before any compute; a run stopped by NaN/Inf exits with 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -97,7 +98,32 @@ def _reproduce(args, overrides):
     return 0
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stdout`` is when a record is emitted."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _log_to_stdout() -> None:
+    """The library's ``ssm_jax`` logger (start-up blocks) prints its INFO lines on stdout, with
+    the run's other messages (stderr holds only errors and the progress bar)."""
+    log = logging.getLogger("ssm_jax")
+    if not log.handlers:
+        handler = _CurrentStdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
 def main(argv=None) -> int:
+    _log_to_stdout()
     argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(prog="ssm-jax", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ssm-jax {__version__}")

@@ -44,3 +44,17 @@ def test_options_into_a_pipe_closed_early_exits_cleanly():
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_train_prints_a_start_up_block(tmp_path, capsys):
+    """Devices, processes, parameter count and the schedule, once, before training (stdout);
+    stderr stays free for errors."""
+    assert cli.main(["train", "--config", "configs/smoke.py", "--workdir", str(tmp_path / "w"),
+                     "--config.train.num_steps", "2", "--config.train.progress=false",
+                     "--config.model.d_model=4", "--config.model.n_layers=1"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("ssm-jax ") and "device(s)" in lines[0] and "process 0 of 1" in lines[0]
+    assert "parameters, dataset digits" in lines[1]
+    assert lines[2].startswith("2 steps")
+    assert "ssm-jax " not in err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import time
@@ -35,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ssm_jax import __version__
 from ssm_jax.data import BatchIterator
 from ssm_jax.data.registry import DatasetInfo
 from ssm_jax.files import write_json_atomic
@@ -460,6 +462,8 @@ def fit(runs, workdirs, *, dp: DataParallel | None = None, progress=None, quiet:
         weights = {k: v[0] for k, v in weights.items()}
     step_fn = compile_step(step_fn, stacked)
     alive = jnp.asarray([f is None for f in members.failed])
+    if not quiet and is_primary():
+        _startup_block(runs, workdirs, start)
     writers = [MetricsWriter(w, resume_step=start, enabled=is_primary()) for w in workdirs]
     try:
         if not start:
@@ -480,6 +484,24 @@ def fit(runs, workdirs, *, dp: DataParallel | None = None, progress=None, quiet:
                                     sched.num_steps, extra=extra, quiet=quiet))
     members.close()
     return reports
+
+
+def _startup_block(runs, workdirs, start):
+    """What a run is about to do, once at its start (logger ``ssm_jax``, level INFO)."""
+    base = runs[0]
+    count = sum(int(np.size(x)) for x in jax.tree.leaves(base.variables["params"]))
+    devices = jax.devices()
+    log = logging.getLogger("ssm_jax")
+    log.info("ssm-jax %s | jax %s | %d %s device(s) | process %d of %d", __version__,
+             jax.__version__, len(devices), devices[0].platform, jax.process_index(),
+             jax.process_count())
+    log.info("%s: %s model, %d parameters, dataset %s (%d training examples)",
+             ", ".join(workdirs), base.cfg.model.layer, count, base.dataset.info.name,
+             len(base.dataset.train))
+    log.info("%d steps (%d per epoch), batch %d, %s%s", base.schedule.num_steps,
+             base.schedule.steps_per_epoch, base.cfg.train.batch_size,
+             ", ".join(e.name for e in base.extensions) or "no extensions",
+             f", resuming at step {start}" if start else "")
 
 
 def _log_params(runs, writers, state, stacked, step):
@@ -546,6 +568,7 @@ def _train_loop(runs, members, writers, state, step_fn, weights, alive, eval_ste
         if ckpt_now:
             members.save(step, [state_tree(s) for s in states])
             last_good = step
+        t_last = time.perf_counter()  # examples/s counts training steps only
     bar.close()
     return state
 
