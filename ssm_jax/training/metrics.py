@@ -53,6 +53,12 @@ class MetricsWriter:
                 self.tb.add_scalar(f"{split}/{name}", float(value), int(step))
             self.tb.flush()
 
+    def write_text(self, tag: str, text: str, step: int = 0) -> None:
+        """A text entry in TensorBoard (e.g. the run's config); not in metrics.csv."""
+        if self.enabled and self.tb is not None:
+            self.tb.add_text(tag, text, int(step))
+            self.tb.flush()
+
     def close(self):
         if self.tb is not None:
             self.tb.close()

@@ -161,3 +161,16 @@ def make_optimizer(optim_cfg, total_steps: int, layers,
     if optim_cfg.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(optim_cfg.grad_clip), tx)
     return tx
+
+
+def learning_rates(optim_cfg, total_steps: int, opt_state, step: int) -> dict:
+    """The learning rates of the update that produced ``step`` (for the logs): ``lr`` (and
+    ``ssm_lr`` of the SSM core under the ``groups`` recipe, from their schedules); under
+    ``adam_l2`` the injected ``lr`` times the plateau cut so far."""
+    if optim_cfg.recipe == "adam_l2":
+        lr = float(jax.device_get(opt_state.hyperparams["learning_rate"]))
+        return {"lr": lr * float(jax.device_get(opt_state.inner_state[-1].scale))}
+    at = max(step - 1, 0)
+    sched = lambda lr: float(make_schedule(lr, total_steps, optim_cfg.warmup_steps,
+                                           optim_cfg.schedule)(at))
+    return {"lr": sched(optim_cfg.lr), "ssm_lr": sched(optim_cfg.ssm_lr)}

@@ -46,7 +46,7 @@ from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_vari
 from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
 from ssm_jax.training.extensions import build_extensions, padded
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
-from ssm_jax.training.optim import make_optimizer, set_hyperparams
+from ssm_jax.training.optim import learning_rates, make_optimizer, set_hyperparams
 from ssm_jax.training.sharding import DataParallel, is_primary, sync, to_host
 from ssm_jax.training.state import TrainState
 from ssm_jax.training.steps import make_eval_step, make_loss, make_train_step
@@ -467,6 +467,9 @@ def fit(runs, workdirs, *, dp: DataParallel | None = None, progress=None, quiet:
     writers = [MetricsWriter(w, resume_step=start, enabled=is_primary()) for w in workdirs]
     try:
         if not start:
+            for run, wr in zip(runs, writers):  # the config beside the curves in TensorBoard
+                wr.write_text("config", "```\n" + json.dumps(run.cfg.to_dict(), indent=2,
+                                                              default=str) + "\n```")
             _log_params(runs, writers, state, stacked, 0)
         state = _train_loop(runs, members, writers, state, step_fn, weights, alive, eval_step,
                             put, start, stacked, progress)
@@ -532,6 +535,10 @@ def _flush(runs, members, writers, history, state, stacked, last_good, rate):
         if rows:
             mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
             wr.write(history[-1][0], "train", {**mean, "examples_per_s": rate})
+            opt_state = member(state.opt_state, i) if stacked else state.opt_state
+            run = runs[i]
+            wr.write(history[-1][0], "optim", learning_rates(
+                run.cfg.optim, run.schedule.num_steps, opt_state, history[-1][0]))
     return history
 
 

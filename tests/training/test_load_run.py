@@ -1,5 +1,6 @@
 """A trained run loads back from its work directory alone: config.json parses again (the
-round trip), and load_run gives the model and variables whose test metrics are the report's."""
+round trip), and load_run gives the model and variables whose test metrics are the report's;
+the learning rates are logged."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def test_config_json_round_trip_and_load_run(tmp_path):
     assert test == pytest.approx(report["test"], rel=1e-6)
     last = loop.load_run(str(tmp_path), which="last")
     assert last.step == 10
+    # the learning rates of the logged steps are those of the optimizer's schedules
+    from ssm_jax.training.metrics import read_metrics
+    from ssm_jax.training.optim import make_schedule
+
+    logged = {(r["step"], r["metric"]): r["value"] for r in read_metrics(str(tmp_path / "metrics.csv"))
+              if r["split"] == "optim"}
+    o = cfg.optim
+    for step in (5, 10):
+        for key, lr in (("lr", o.lr), ("ssm_lr", o.ssm_lr)):
+            want = float(make_schedule(lr, 10, o.warmup_steps, o.schedule)(step - 1))
+            assert logged[(step, key)] == pytest.approx(want, rel=1e-6)
 
 
 def test_load_run_of_a_directory_without_a_run_is_one_error(tmp_path):
