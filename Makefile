@@ -1,5 +1,6 @@
 # Set-up and entry points. `make run` reproduces the papers at the quick scale (REPORT.md);
-# `make test` runs the test suite.
+# `make test` runs the test suite, then the packaging check (.ci/package_check: the wheel in a
+# fresh venv, used from outside the checkout).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -17,6 +18,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests
+	PYTHON=$(PYTHON) bash .ci/package_check
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/scan.py

@@ -7,7 +7,7 @@ jitted vmapped step) against training them one by one with the trainer
   ``--seeds`` seeds;
 * ``paper1``: the runs of the paper-1 ``gen_gap:quick`` sweep (one-layer S4D regression with
   BatchNorm; seeds x lambda for the regularizer, seeds for the matched kernel_l2 penalty),
-  through ``experiments.sweeps.run_sweep`` with ``vectorize`` on and off.
+  through ``ssm_jax.experiments.sweeps.run_sweep`` with ``vectorize`` on and off.
 
 Both sides include compilation (what a sweep pays); the persistent compilation cache is off so
 neither reuses the other's compiles. Prints the wall-clock of each, the ratio, and the largest
@@ -27,7 +27,7 @@ import jax
 
 
 def paper3(args, tmp):
-    from experiments.paper3.common import majority_task
+    from ssm_jax.configs.paper3.tasks import majority_task
     from ssm_jax.training.config import parse_config
     from ssm_jax.training.loop import train_and_evaluate
     from ssm_jax.training.vectorized import train_members
@@ -47,9 +47,9 @@ def paper3(args, tmp):
 
 
 def paper1(args, tmp):
-    from experiments import sweeps
-    from experiments.config import load
-    from experiments.paper1 import gen_gap
+    from ssm_jax.experiments import sweeps
+    from ssm_jax.experiments.config import load
+    from ssm_jax.experiments.paper1 import gen_gap
 
     exp = load("configs/paper1/gen_gap.py:quick", gen_gap.Settings)
     runs = gen_gap.make_runs(exp)

@@ -94,7 +94,7 @@ def paired_effect(diffs, margin: float, confidence: float = 0.95, scale: float =
     margin)`` is the two-one-sided test at level ``1 - confidence`` and shows no effect larger
     than the margin. ``scale``/``unit`` format the numbers
     (e.g. 100 and " points")."""
-    from experiments.tables import t_interval
+    from ssm_jax.experiments.tables import t_interval
 
     mean, low, high = t_interval(diffs, confidence)
     eq_level = 2 * confidence - 1
@@ -117,7 +117,7 @@ def cells_verdict(p_support, p_against, alpha: float) -> tuple:
     ``(verdict, text)``. Reproduced: every cell supports it (Holm-adjusted p < alpha);
     not reproduced: some cell contradicts it (Holm-adjusted p < alpha), so a true null fails
     the claim with probability at most alpha, however many cells; else inconclusive."""
-    from experiments.stats import holm
+    from ssm_jax.experiments.stats import holm
 
     up, down = holm(p_support), holm(p_against)
     text = ("Holm-adjusted p for / against per cell: "
@@ -135,14 +135,14 @@ def pooled_effect(cells, margin: float, confidence: float = 0.95, scale: float =
     tasks), each a list of paired differences over seeds: ``(verdict, ours, rule)``.
 
     Each cell gives its mean and standard error; the DerSimonian-Laird random-effects estimate
-    (:func:`experiments.stats.random_effects`) pools them, and its normal ``confidence``
+    (:func:`ssm_jax.experiments.stats.random_effects`) pools them, and its normal ``confidence``
     interval decides the sign, its ``2 confidence - 1`` interval inside ``(-margin, margin)``
     shows no effect larger than the margin (:func:`effect_verdict`). One rule for both
     directions, so more cells never make one verdict likelier than the other."""
     from scipy.stats import norm
 
-    from experiments.stats import random_effects
-    from experiments.tables import finite
+    from ssm_jax.experiments.stats import random_effects
+    from ssm_jax.experiments.tables import finite
 
     means, ses = [], []
     for diffs in cells:
@@ -187,9 +187,9 @@ def interval_threshold_verdict(low: float, high: float, reproduced_above: float,
 def kendall_verdict(x, y, blocks, alpha: float) -> tuple:
     """Verdict of "y increases with x" from Kendall's tau within blocks (runs that share data
     and init, e.g. one seed), combined over blocks with an exact null
-    (:func:`experiments.stats.blocked_kendall`): ``(verdict, ours, result)``. One-sided
+    (:func:`ssm_jax.experiments.stats.blocked_kendall`): ``(verdict, ours, result)``. One-sided
     p < alpha for = reproduced, against = not reproduced, else inconclusive."""
-    from experiments.stats import blocked_kendall
+    from ssm_jax.experiments.stats import blocked_kendall
 
     r = blocked_kendall(x, y, blocks)
     verdict = ("reproduced" if r["p_greater"] < alpha else

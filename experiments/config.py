@@ -73,15 +73,50 @@ def apply_experiment_overrides(cfg, overrides):
     return cfg
 
 
+def _with_defaults(spec: str, settings_cls):
+    """The experiment ConfigDict of ``spec``, every setting the file leaves out at its default
+    (so every setting can be overridden)."""
+    cfg = load_config(spec)
+    if "experiment" not in cfg:
+        raise ConfigError(f"config {spec!r} has no 'experiment' section")
+    for key, value in opt.defaults(settings_cls).items():
+        if key not in cfg.experiment:
+            cfg.experiment[key] = value
+    return cfg
+
+
+def has_key(cfg, key: str) -> bool:
+    """Whether an override of ``key`` reaches a key of the experiment ConfigDict ``cfg`` (routed
+    as :func:`apply_experiment_overrides` routes it: for a multi-task config, a trainer key
+    reaches it when some task has it)."""
+    def walk(node, parts):
+        for part in parts:
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    parts = key.split(".")
+    if parts[0] in ("experiment", "tasks") or "tasks" not in cfg:
+        return walk(cfg, parts)
+    return any(walk(task, parts) for task in cfg.tasks.values())
+
+
+def applicable(spec: str, settings_cls, overrides) -> list:
+    """The ``KEY=VALUE`` overrides whose key the experiment config ``spec`` has (see
+    :func:`has_key`): what ``ssm-jax reproduce --config.KEY=VALUE`` applies to it."""
+    cfg = _with_defaults(spec, settings_cls)
+    return [item for item in overrides if has_key(cfg, item.partition("=")[0])]
+
+
 def load(spec: str, settings_cls, overrides=()) -> Experiment:
-    """Load ``path.py[:scale]``, apply the overrides, parse the settings and every task.
+    """Load ``name-or-path[:scale]``, fill the settings the file leaves out with their
+    defaults, apply the overrides, parse the settings and every task.
 
     Raises:
       ConfigError: one line naming the key (prefixed with the task for multi-task configs).
     """
-    cfg = load_config(spec)
-    if "experiment" not in cfg:
-        raise ConfigError(f"config {spec!r} has no 'experiment' section")
+    cfg = _with_defaults(spec, settings_cls)
     apply_experiment_overrides(cfg, overrides)
     settings = opt.parse(settings_cls, cfg.experiment, "experiment.")
     tasks = {}

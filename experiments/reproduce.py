@@ -8,7 +8,7 @@ figures. The report is rebuilt from every ``claims.json`` under ``DIR``, so runn
 one at a time adds to it.
 
 Experiments are found, not listed: every module of ``experiments/paper<N>/`` that defines
-``PAPER`` and ``claims`` (see :mod:`experiments.runner`).
+``PAPER`` and ``claims`` (see :mod:`ssm_jax.experiments.runner`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ import pkgutil
 import sys
 import time
 
-from experiments import runner
-from experiments.claims import claims_table, read_claims, verdict_counts
+from ssm_jax.experiments import runner
+from ssm_jax.experiments.claims import claims_table, read_claims, verdict_counts
+from ssm_jax.experiments.config import applicable
 
 PAPERS = {
     1: "Liu & Li, *From Generalization Analysis to Optimization Designs for State Space Models* "
@@ -39,7 +40,7 @@ def experiment_modules(paper: int) -> list:
     """The experiment modules of ``experiments/paper<paper>/``, in name order (an ``ORDER``
     attribute sorts first)."""
     try:
-        package = importlib.import_module(f"experiments.paper{paper}")
+        package = importlib.import_module(f"ssm_jax.experiments.paper{paper}")
     except ModuleNotFoundError:
         return []
     mods = []
@@ -64,21 +65,28 @@ def _papers(papers) -> list:
 
 
 def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
-              only: str | None = None) -> str:
-    """Run the plan and write ``workdir/REPORT.md``; returns its path."""
+              only: str | None = None, overrides=()) -> str:
+    """Run the plan and write ``workdir/REPORT.md``; returns its path.
+
+    ``overrides`` (``KEY=VALUE``, as ``--config.KEY=VALUE``) apply to every experiment of the
+    plan whose config has the key (:func:`~ssm_jax.experiments.config.applicable`); one that
+    no experiment has is an error, before any compute.
+    """
     from tqdm import tqdm
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid names: {', '.join(SCALES)}")
     wanted = set(only.split(",")) if only else None
-    plan = []
+    plan, used = [], set()
     for paper in _papers(papers):
         for module in experiment_modules(paper):
             name = runner.module_name(module)
             if wanted is not None and name not in wanted:
                 continue
-            exp = runner.load_module_config(module, scale)
             directory = os.path.join(workdir, f"paper{paper}", name)
+            mine = applicable(f"{runner.config_path(module)}:{scale}", module.Settings, overrides)
+            used.update(mine)
+            exp = runner.placed(runner.load_module_config(module, scale, mine), directory)
             plan.append((paper, module, exp, directory))
     if wanted is not None:
         missing = wanted - {runner.module_name(m) for _, m, _, _ in plan}
@@ -86,6 +94,10 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
             raise ValueError(f"unknown experiment(s) {sorted(missing)} for paper(s) {papers}")
     if not plan:
         raise ValueError(f"no experiment found for paper(s) {papers}")
+    unused = [item for item in overrides if item not in used]
+    if unused:
+        raise ValueError(f"override --config.{unused[0]} matches no key of any experiment in "
+                         f"the plan ({', '.join(runner.module_name(m) for _, m, _, _ in plan)})")
     # every check that can fail (configs, data, run directories) before any compute
     units = [module.prepare(exp, directory) for _, module, exp, directory in plan]
     bar = tqdm(total=sum(len(u) for u in units), desc=f"reproduce ({scale})", unit="unit",

@@ -1,4 +1,4 @@
-"""Running one experiment module, standalone (``python -m experiments.paperN.<name>``) or as
+"""Running one experiment module, standalone (``python -m ssm_jax.experiments.paperN.<name>``) or as
 part of ``ssm-jax reproduce``.
 
 An experiment module defines:
@@ -17,13 +17,14 @@ An experiment module defines:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 
-from experiments.claims import claims_table, write_claims
-from experiments.config import load
-from experiments.sweeps import enable_compilation_cache
+from ssm_jax.experiments.claims import claims_table, write_claims
+from ssm_jax.experiments.config import load
+from ssm_jax.experiments.sweeps import enable_compilation_cache
 from ssm_jax.training.config import ConfigError, save_config
 
 
@@ -33,12 +34,24 @@ def module_name(module) -> str:
 
 
 def config_path(module) -> str:
-    return os.path.join("configs", f"paper{module.PAPER}", f"{module_name(module)}.py")
+    """The name of the module's shipped config, ``paper<N>/<NAME>`` (found from any directory,
+    see :func:`ssm_jax.training.config.config_file`)."""
+    return f"paper{module.PAPER}/{module_name(module)}"
 
 
 def load_module_config(module, scale: str, overrides=()):
     """The module's experiment config at ``scale`` (parsed)."""
     return load(f"{config_path(module)}:{scale}", module.Settings, overrides)
+
+
+def placed(exp, directory: str):
+    """``exp`` with an empty ``data_dir`` setting (data an experiment generates and shares with
+    the other experiments of its paper) set to ``data/`` beside ``directory``, so everything a
+    run writes stays under its results folder (``--workdir`` of ``ssm-jax reproduce``)."""
+    if getattr(exp.settings, "data_dir", None) != "":
+        return exp
+    data_dir = os.path.join(os.path.dirname(os.path.normpath(directory)), "data")
+    return dataclasses.replace(exp, settings=dataclasses.replace(exp.settings, data_dir=data_dir))
 
 
 def run(module, exp, directory: str, bar=None) -> tuple:
@@ -74,14 +87,15 @@ def main(module, argv=None) -> int:
                                      description=(module.__doc__ or "").splitlines()[0],
                                      epilog="override any config key with --config.KEY=VALUE")
     parser.add_argument("--config", default=f"{config_path(module)}:cpu",
-                        help="configs/paper<N>/<name>.py[:scale] (default %(default)s)")
+                        help="a shipped config name or a path, with an optional :scale "
+                             "(default %(default)s)")
     parser.add_argument("--out", default=None,
                         help=f"results folder (default results/paper{module.PAPER}/<experiment.name>)")
     args = parser.parse_args(argv)
     try:
         exp = load(args.config, module.Settings, overrides)
         directory = args.out or os.path.join("results", f"paper{module.PAPER}", exp.settings.name)
-        summary, claims = run(module, exp, directory)
+        summary, claims = run(module, placed(exp, directory), directory)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2

@@ -44,13 +44,17 @@ def split_overrides(argv):
 
 
 def _train(args, overrides):
-    from ssm_jax.training.config import ConfigError, apply_overrides, load_config, parse_config
+    from ssm_jax.training.config import (ConfigError, apply_overrides, config_file, load_config,
+                                         parse_config)
     from ssm_jax.training.loop import NonFiniteError, train_and_evaluate
 
+    if args.extend:
+        overrides = [*overrides, "train.extend=true"]
     try:
         cfg = parse_config(apply_overrides(load_config(args.config), overrides))
     except ConfigError as e:
         return _error("config error", e)
+    logging.getLogger("ssm_jax").info("config %s (%s)", args.config, config_file(args.config.partition(":")[0]))
     try:
         train_and_evaluate(cfg, args.workdir)
     except NonFiniteError as e:
@@ -87,11 +91,11 @@ def _options(args, overrides):
 
 
 def _reproduce(args, overrides):
-    from experiments.reproduce import reproduce
+    from ssm_jax.experiments.reproduce import reproduce
 
     try:
         path = reproduce(papers=args.paper, scale=args.scale, workdir=args.workdir,
-                         only=args.only)
+                         only=args.only, overrides=overrides)
     except USER_ERRORS as e:
         return _error("error", e)
     print(f"wrote {path}")
@@ -131,8 +135,13 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train and evaluate a config; resumes from WORKDIR",
                        epilog="override any config key with --config.KEY=VALUE; "
                               "`ssm-jax options` lists every key")
-    p.add_argument("--config", required=True, help="configs/<file>.py[:scale]")
+    p.add_argument("--config", required=True,
+                   help="a shipped config by name (smoke, digits, paper3/majority, ...; a name "
+                        "that is not a file) or a path to a .py file, with an optional :scale")
     p.add_argument("--workdir", required=True)
+    p.add_argument("--extend", action="store_true",
+                   help="resume with a larger train.num_steps or train.num_epochs "
+                        "(= --config.train.extend=true)")
     p.set_defaults(func=_train)
     p = sub.add_parser("plot", help="draw learning curves of a workdir to PNG")
     p.add_argument("workdir")
@@ -148,10 +157,12 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="results/reproduce",
                    help="results and REPORT.md (default %(default)s)")
     p.add_argument("--only", default=None, help="comma-separated experiment names")
+    p.epilog = ("--config.KEY=VALUE applies to every experiment of the plan whose config has "
+                "KEY (e.g. --config.train.num_steps=10, --config.experiment.num_seeds=2)")
     p.set_defaults(func=_reproduce)
     args = parser.parse_args(argv)
-    if overrides and args.command != "train":
-        parser.error("--config.KEY=VALUE overrides only apply to `train`")
+    if overrides and args.command not in ("train", "reproduce"):
+        parser.error("--config.KEY=VALUE overrides only apply to `train` and `reproduce`")
     return args.func(args, overrides)
 
 

@@ -1,7 +1,7 @@
 """Paper 1, experiment 3: the four-way ablation of the LRA table (w/o, w/ init scaling (8),
 w/ regularizer (9), w/ both), mean ± std over seeds.
 
-    python -m experiments.paper1.ablation --config configs/paper1/ablation.py[:SCALE]
+    python -m ssm_jax.experiments.paper1.ablation --config configs/paper1/ablation.py[:SCALE]
 
 Scales:
   quick           ItalyPowerDemand, 3 seeds, 150 steps (``make run``).
@@ -53,7 +53,7 @@ accuracy (8) 1.90, (9) 0.61, both 1.57, training accuracy (8) 0.65; GunPoint 4.8
 and 4.31; ArrowHead 4.92, 3.48, 3.03 and 5.77. A claim needs the larger of the n at which the
 95% t-interval excludes 0 with probability 0.8 under a true effect of the margin (noncentral
 t) and the n at which the 90% TOST interval lies inside the margin with probability 0.8 under
-no effect (``experiments.paper1.ablation.seeds_for_power``, also printed in every run's
+no effect (``ssm_jax.experiments.paper1.ablation.seeds_for_power``, also printed in every run's
 table.md from its own spread). At the 1-point margin: ItalyPowerDemand 33 (set by (8)'s test
 accuracy; 6 for (9) and for training accuracy), so 33 seeds. GunPoint and ArrowHead (150 and
 175 test sequences: 1 point is 1.5 sequences) would need 47-287 seeds (161-287 for (8)'s

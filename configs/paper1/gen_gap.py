@@ -1,7 +1,7 @@
 """Paper 1, experiment 2: the generalization gap on synthetic regression: the regularizer
 (9) and penalties at matched strength, tau vs the gap across other factors, the gap vs n and L.
 
-    python -m experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:SCALE]
+    python -m ssm_jax.experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:SCALE]
 
 Scales:
 
@@ -33,7 +33,7 @@ Weight decay is 0, so the regularizer is the only explicit one; the numbers are 
 final parameters (``experiment.checkpoint``, the pre-registered primary metric). Margins
 and levels: ``gap_margin`` (equivalence margin of the two effect claims, a fraction of the
 baseline gap), ``length_exponent_max`` (the L claim's bound on the exponent), ``confidence``
-and ``alpha``; see :mod:`experiments.paper1.gen_gap` for each claim's rule.
+and ``alpha``; see :mod:`ssm_jax.experiments.paper1.gen_gap` for each claim's rule.
 """
 
 import ml_collections

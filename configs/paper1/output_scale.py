@@ -1,7 +1,7 @@
 """Paper 1, experiment 1: output scale at initialization across temporal input patterns, with
 and without the initialization scaling rule (8).
 
-    python -m experiments.paper1.output_scale --config configs/paper1/output_scale.py[:SCALE]
+    python -m ssm_jax.experiments.paper1.output_scale --config configs/paper1/output_scale.py[:SCALE]
 
 Scales: ``cpu`` (default; the theorem's model and the deep model at depth 4, L = 256, 1024,
 4096, 8192, 9 patterns, 3 seeds), ``quick`` (theorem + depth 2, L = 256 and 1024, 5

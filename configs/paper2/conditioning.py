@@ -1,7 +1,7 @@
 """Paper 2, experiment 3: kappa(G) per imaginary-part family (discrete and continuous-time
 Gram), GD iterations vs kappa over random targets, trade-off over random targets.
 
-    python -m experiments.paper2.conditioning --config configs/paper2/conditioning.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.conditioning --config configs/paper2/conditioning.py[:SCALE]
 
 Scales: ``cpu`` (default; L = 1024, m = 8..64, 40 random targets), ``quick`` (L = 256,
 m = 8..32, 20 targets), ``paper`` (L = 4096, m = 8..128, 40 targets), ``tiny`` (tests). No

@@ -1,7 +1,7 @@
 """Paper 2: a trained sweep over the initial timescale Delta at several lengths L; does the best
 Delta follow the predicted exponent of L?
 
-    python -m experiments.paper2.delta_sweep --config configs/paper2/delta_sweep.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.delta_sweep --config configs/paper2/delta_sweep.py[:SCALE]
 
 Task (every scale): ``synthetic_regression`` with white-noise input (``R = E[x x^T] = I``, so
 ``lambda_max = 1`` at every L and the rule ``Delta = kappa / sqrt(L lambda_max)`` predicts

@@ -1,6 +1,6 @@
 """Paper 2, experiment 2: memory capacity with Re = 0 vs Re = -1/2.
 
-    python -m experiments.paper2.memory --config configs/paper2/memory.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.memory --config configs/paper2/memory.py[:SCALE]
 
 Scales: ``cpu`` (default; L = 256, 1024, 4096, 64 modes, 10 seeds of 4096 training sequences),
 ``quick`` (L = 256, 1024, 5 seeds of 2048), ``paper`` (L = 1024..16384, 10 seeds of 8192),

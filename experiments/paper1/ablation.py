@@ -1,6 +1,6 @@
 """Paper 1, experiment 3: four-way ablation of the init scaling rule (8) and the regularizer (9).
 
-    python -m experiments.paper1.ablation --config configs/paper1/ablation.py[:cpu|:quick|:paper|...]
+    python -m ssm_jax.experiments.paper1.ablation --config configs/paper1/ablation.py[:cpu|:quick|:paper|...]
 
 Variants: ``none`` = w/o (8),(9); ``scale`` = w/ (8) (``bound.init_scaling``); ``reg`` = w/ (9)
 (``bound.reg_lambda = experiment.reg_lambda``); ``both`` = w/ (8),(9). One training run per
@@ -31,7 +31,7 @@ training accuracy (last step) with their t-intervals; tau per read-out), ``runs.
 ``ablation.png`` and ``config.json`` to ``results/paper1/<experiment.name>/``, and prints
 ``table.md``.
 
-Claims, per task, each decided by :func:`~experiments.claims.paired_effect` on the paired
+Claims, per task, each decided by :func:`~ssm_jax.experiments.claims.paired_effect` on the paired
 differences over seeds (t-interval at ``experiment.confidence``; TOST with an equivalence
 margin): each of (8), (9) and both improves test accuracy over w/o (primary metric: test
 accuracy at the last step; margin ``experiment.margin``); (8) raises training accuracy
@@ -50,8 +50,8 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, sweeps, tables
-from experiments.claims import NO_NUMBER, Claim, paired_effect
+from ssm_jax.experiments import figures, runner, sweeps, tables
+from ssm_jax.experiments.claims import NO_NUMBER, Claim, paired_effect
 from ssm_jax.bound import STACK_READOUTS
 from ssm_jax.options import OptionError, option
 from ssm_jax.training.checkpoint import load_variables
@@ -427,7 +427,7 @@ def execute(exp, directory, runs, bar) -> dict:
 
 def claims(exp, summary) -> list:
     """Per task: each variant improves test accuracy over w/o, and (8) changes training
-    accuracy (paired over seeds, :func:`~experiments.claims.paired_effect` with the margins
+    accuracy (paired over seeds, :func:`~ssm_jax.experiments.claims.paired_effect` with the margins
     ``margin`` / ``train_margin``). Primary metrics, fixed before running: test (training)
     accuracy at the last step; the best-validation checkpoint's (selected on a small validation
     split) is reported beside them."""

@@ -3,7 +3,7 @@ regularizer (9) and data-independent penalties, the rank correlation of the meas
 the gap across other training factors, and the gap's dependence on the training-set size n
 and the length L that the bound predicts.
 
-    python -m experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:SCALE]
+    python -m ssm_jax.experiments.paper1.gen_gap --config configs/paper1/gen_gap.py[:SCALE]
 
 Every run is a one-layer S4D regression (``configs/paper1/gen_gap.py``) in
 ``runs/<process>_n<size>[_L<len>][_dt<dt_max>][_w<width>]_<penalty>_lam<lambda>_s<seed>/``
@@ -35,8 +35,8 @@ Claims (levels, margins and sweeps are ``experiment`` config keys; the rule text
 1. *The regularizer (9) reduces the gap*: per (process, training-set size) cell, the paired
    change of the gap between the largest lambda and lambda = 0 over seeds, as a fraction of
    the cell's mean baseline gap, negated (the claim is a lower gap). The cells are pooled by
-   :func:`~experiments.claims.pooled_effect` (DerSimonian-Laird random effects; with a single
-   cell, :func:`~experiments.claims.paired_effect`'s t-interval). Equivalence margin
+   :func:`~ssm_jax.experiments.claims.pooled_effect` (DerSimonian-Laird random effects; with a single
+   cell, :func:`~ssm_jax.experiments.claims.paired_effect`'s t-interval). Equivalence margin
    ``gap_margin`` (default 0.1: a tenth of the baseline gap). The margin is relative because
    the gap scales with the target's variance, which the processes change (``mean_var``'s
    input std ramps up to 4x), so one absolute margin would be strict for one process and
@@ -50,7 +50,7 @@ Claims (levels, margins and sweeps are ``experiment`` config keys; the rule text
 3. *tau tracks the gap*: Kendall's tau between tau and the gap within blocks of runs that
    share process, seed (data and init) and differ in one factor of ``correlation_factors``
    (Jiang et al. 2020's "granulated" design), combined over blocks with the exact null
-   (:func:`~experiments.claims.kendall_verdict`). The regularizer is off in all of them, so
+   (:func:`~ssm_jax.experiments.claims.kendall_verdict`). The regularizer is off in all of them, so
    tau is not lowered by construction, and pairs never cross seeds, so the data's magnitude
    of one seed cannot order them. The runs train a fixed number of steps (not to a fixed
    training loss, as Jiang et al. do), so a factor that changes how well the model fits
@@ -70,7 +70,7 @@ Claims (levels, margins and sweeps are ``experiment`` config keys; the rule text
    ``length_exponent_max`` (default 0.5: slower than sqrt(L); the bound's own
    log^{3/2}(Ln) at n = 64 over L = 32..256 has an exponent of about 0.17). Per
    process a one-sided t-test over seeds (equivalently the ``1 - 2 alpha`` t-interval below
-   or above the bound), Holm over processes (:func:`~experiments.claims.cells_verdict`). The
+   or above the bound), Holm over processes (:func:`~ssm_jax.experiments.claims.cells_verdict`). The
    rule is ours: a power law with a small exponent passes it, so it can refute a polynomial
    growth but cannot prove a logarithm.
 
@@ -91,11 +91,11 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, sweeps, tables
-from experiments.claims import (NO_NUMBER, Claim, cells_verdict, kendall_verdict, paired_effect,
+from ssm_jax.experiments import figures, runner, sweeps, tables
+from ssm_jax.experiments.claims import (NO_NUMBER, Claim, cells_verdict, kendall_verdict, paired_effect,
                                 pooled_effect)
-from experiments.config import seeds
-from experiments.stats import blocked_kendall
+from ssm_jax.experiments.config import seeds
+from ssm_jax.experiments.stats import blocked_kendall
 from ssm_jax.options import option
 from ssm_jax.training.checkpoint import load_variables
 

@@ -1,7 +1,7 @@
 """Paper 1, experiment 1: is the output scale at initialization robust to the temporal pattern
 of the input with the initialization scaling rule (8)?
 
-    python -m experiments.paper1.output_scale --config configs/paper1/output_scale.py[:cpu]
+    python -m ssm_jax.experiments.paper1.output_scale --config configs/paper1/output_scale.py[:cpu]
 
 Two models: ``theorem``, the model the theorem is about (one linear SSM, no D, no residual,
 no norm, no projection, read-out at the final time; ``D`` is set to 0 and the head has no
@@ -30,7 +30,7 @@ output value scales"), read as: it shrinks the spread over patterns at least
 patterns, pooled over seeds and over L (one statistic for all L; the per-L factors are
 reported beside it); the factor (without / with the rule) carries a paired percentile bootstrap
 interval over the (seed, pattern) cells (``experiment.confidence``, ``experiment.resamples``),
-and :func:`~experiments.claims.interval_threshold_verdict` decides from the interval: above the
+and :func:`~ssm_jax.experiments.claims.interval_threshold_verdict` decides from the interval: above the
 threshold reproduced, below it not reproduced, else inconclusive. The SSM output under the
 covariance measure is normalized by construction (its tau is (std + |mean|)^2 of that very
 output), so that claim is a reconstruction check (:func:`is_reconstruction_check`).
@@ -46,10 +46,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, interval_threshold_verdict,
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, interval_threshold_verdict,
                                 reconstruction_check)
-from experiments.config import seeds
+from ssm_jax.experiments.config import seeds
 from ssm_jax.bound import MEASURES, without_dropout
 from ssm_jax.options import OptionError, option, require
 
@@ -251,7 +251,7 @@ def reduction_factor(none: np.ndarray, ruled: np.ndarray, seed_of: np.ndarray) -
 def reduction_interval(none: np.ndarray, ruled: np.ndarray, num_patterns: int, level: float,
                        resamples: int, seed: int = 0) -> tuple:
     """``(factor, low, high)``: the reduction factor and its paired percentile bootstrap
-    interval (:func:`experiments.tables.bootstrap_interval`) over the (seed, pattern) cells.
+    interval (:func:`ssm_jax.experiments.tables.bootstrap_interval`) over the (seed, pattern) cells.
 
     A resample draws cells with replacement; with and without the rule use the same draws (the
     rule was computed on the same init and pattern), each drawn cell brings its scales at every
@@ -397,7 +397,7 @@ def claims(exp, summary) -> list:
     (each measure): the rule shrinks the spread of the output scale over input patterns at
     least ``min_reduction`` times. One statistic pooled over the lengths L decides: the
     reduction factor and its bootstrap interval over (seed, pattern) cells
-    (:func:`reduction_interval`), by :func:`~experiments.claims.interval_threshold_verdict`.
+    (:func:`reduction_interval`), by :func:`~ssm_jax.experiments.claims.interval_threshold_verdict`.
     The SSM output under the covariance measure is a reconstruction check
     (:func:`is_reconstruction_check`)."""
     e = exp.settings

@@ -3,5 +3,5 @@ autocorrelation timescale (``output_scale``), Gram conditioning of the read-out 
 (``conditioning``), memory with zero real parts (``memory``), sequential vs decorrelated
 sequential MNIST with one init factor changed at a time and Re after training (``smnist``),
 the trained best Delta vs L (``delta_sweep``). Shared formulas in
-:mod:`experiments.paper2.common`; in-memory training of many small runs at once in
-:mod:`experiments.paper2.members`."""
+:mod:`ssm_jax.experiments.paper2.common`; in-memory training of many small runs at once in
+:mod:`ssm_jax.experiments.paper2.members`."""

@@ -3,7 +3,7 @@ discrete finite-L Gram and a continuous-time Cauchy Gram), GD iterations vs cond
 random targets, and the approximation-estimation trade-off for targets with closely spaced
 frequencies.
 
-    python -m experiments.paper2.conditioning --config configs/paper2/conditioning.py[:cpu]
+    python -m ssm_jax.experiments.paper2.conditioning --config configs/paper2/conditioning.py[:cpu]
 
 1. Discrete arm: ``kappa(G)`` of ``G = V R V^H`` (:func:`ssm_jax.bound.feature_gram`, float64)
    for every family (lin, inv, legs, real, dft, clustered), state size m, Delta (``2/L``,
@@ -52,10 +52,10 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, cells_verdict, effect_verdict,
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, cells_verdict, effect_verdict,
                                interval_threshold_verdict, reconstruction_check)
-from experiments.paper2.common import autocovariance, family_modes, lambda_max, zoh
+from ssm_jax.experiments.paper2.common import autocovariance, family_modes, lambda_max, zoh
 from ssm_jax.options import option, require
 
 PAPER = 2
@@ -516,7 +516,7 @@ def input_claim(e, rows):
 
 
 def tradeoff_claim(e, trade, per_target) -> Claim:
-    from experiments.stats import blocked_kendall, kendall_s
+    from ssm_jax.experiments.stats import blocked_kendall, kendall_s
 
     s = np.asarray(e.spacings, float)
     n = len(per_target)

@@ -1,7 +1,7 @@
 """Paper 2, experiment 5: a trained sweep over the initial timescale Delta at several sequence
 lengths L, and the exponent of the best Delta in L against the predicted one.
 
-    python -m experiments.paper2.delta_sweep --config configs/paper2/delta_sweep.py[:SCALE]
+    python -m ssm_jax.experiments.paper2.delta_sweep --config configs/paper2/delta_sweep.py[:SCALE]
 
 Paper 2 (Result 1) ties the timescale to the length through the input autocorrelation; our
 reconstruction of its rule is ``Delta = kappa / sqrt(L lambda_max(E[x x^T]))`` (paper2.md §3,
@@ -14,7 +14,7 @@ L, it trains one model per (L, Delta, seed) and finds the best initial Delta per
 Sweep: for each L of ``lengths`` and real part of ``real_parts`` (Re at init; 0 is kept <= 0
 by clipping, a negative one trains freely), every Delta of ``deltas`` (all step sizes of the
 layer set to it at init, after paper 2's init of the eigenvalues: ``imag`` family, the real
-part) x seed trains together in one vmapped group (:mod:`experiments.paper2.members`: the
+part) x seed trains together in one vmapped group (:mod:`ssm_jax.experiments.paper2.members`: the
 trainer's step, optimizer and batches; seed s also draws the data). Primary metric,
 registered before any run: the test MSE at the last step.
 
@@ -43,9 +43,9 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import RECONSTRUCTION, Claim
-from experiments.config import seeds
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import RECONSTRUCTION, Claim
+from ssm_jax.experiments.config import seeds
 from ssm_jax.options import option
 
 PAPER = 2
@@ -127,7 +127,7 @@ def execute(exp, directory, units, bar) -> dict:
     from ssm_jax.training.loop import build_model
     from ssm_jax.training.optim import make_optimizer
 
-    from experiments.paper2.members import init_member, train_members
+    from ssm_jax.experiments.paper2.members import init_member, train_members
 
     e, cfg = exp.settings, exp.main
     start = time.perf_counter()

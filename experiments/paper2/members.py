@@ -3,7 +3,7 @@
 axis (no checkpoints, no per-run files: the paper-2 experiments keep their numbers in their
 own tables).
 
-Why not :func:`experiments.sweeps.run_sweep` with ``vectorize``: its groups split on every
+Why not :func:`ssm_jax.experiments.sweeps.run_sweep` with ``vectorize``: its groups split on every
 key but the member keys (a sweep over the initial Delta, an init-only ``model.ssm`` value,
 trains one group per Delta), and every run writes its checkpoints, its report and a PNG of
 its curves (about a second per run on two cores), which alone would take the quick scale of

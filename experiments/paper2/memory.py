@@ -1,7 +1,7 @@
 """Paper 2, experiment 2: memory with zero real parts (the curse of memory), measured as memory
 capacity.
 
-    python -m experiments.paper2.memory --config configs/paper2/memory.py[:cpu]
+    python -m ssm_jax.experiments.paper2.memory --config configs/paper2/memory.py[:cpu]
 
 Delayed recall: white input x (L,), target ``y = x_{L-1-k}`` (the input k steps before the
 end), for delays k = 0..L-1. A single-layer SISO diagonal SSM with m S4D-Lin modes, real
@@ -42,9 +42,9 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import NO_NUMBER, RECONSTRUCTION, Claim, pooled_effect, reconstruction_check
-from experiments.paper2.common import family_modes, zoh
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import NO_NUMBER, RECONSTRUCTION, Claim, pooled_effect, reconstruction_check
+from ssm_jax.experiments.paper2.common import family_modes, zoh
 from ssm_jax.options import option, require
 
 PAPER = 2
@@ -240,7 +240,7 @@ def equivalence_verdict(cells, margin: float, confidence: float) -> tuple:
     inconclusive."""
     from scipy.stats import norm
 
-    from experiments.stats import random_effects
+    from ssm_jax.experiments.stats import random_effects
 
     means, ses = [], []
     for diffs in cells:

@@ -1,7 +1,7 @@
 """Paper 2, experiment 1: output scale at initialization E[y_L^2] vs L, fixed log-uniform Delta
 vs the autocorrelation Delta, Re = 0 and Re = -1/2; fitted exponents of the admissible Delta.
 
-    python -m experiments.paper2.output_scale --config configs/paper2/output_scale.py[:cpu]
+    python -m ssm_jax.experiments.paper2.output_scale --config configs/paper2/output_scale.py[:cpu]
 
 Single-layer SISO diagonal SSM (the reconstructed Theorem 4.1 setting): ``m`` modes with
 S4D-Lin imaginary parts ``pi n``, ``B = 1``, read-out ``c ~ N(0, 1/m)`` real, ZOH with one
@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, interval_threshold_verdict,
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import (NO_NUMBER, RECONSTRUCTION, Claim, interval_threshold_verdict,
                                reconstruction_check)
-from experiments.paper2.common import (autocovariance, family_modes, lambda_max, mode_kernels,
+from ssm_jax.experiments.paper2.common import (autocovariance, family_modes, lambda_max, mode_kernels,
                                        predicted_delta_exponent, quadratic_form)
 from ssm_jax.options import option
 

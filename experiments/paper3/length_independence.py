@@ -1,7 +1,7 @@
 """Paper 3, Figure 2: stable init s_A = 0; train and test accuracy vs T over seeds, and a trend
 test of the generalization gap.
 
-    python -m experiments.paper3.length_independence --config configs/paper3/length_independence.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.length_independence --config configs/paper3/length_independence.py[:SCALE]
 
 For every task and length T: ``num_seeds`` runs from s_A = 0 trained together (one vmapped
 step); a seed whose run fails in epoch 1 (``train.failure``) is marked failed and the next seed is tried
@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
-from experiments import figures, runner, sweeps, tables
-from experiments.claims import Claim, cells_verdict
-from experiments.paper3 import common
+from ssm_jax.experiments import figures, runner, sweeps, tables
+from ssm_jax.experiments.claims import Claim, cells_verdict
+from ssm_jax.experiments.paper3 import common
 from ssm_jax.options import option
 
 PAPER = 3

@@ -1,6 +1,6 @@
 """Paper 3, Figure 5 (App. B.5): s_A sweep -0.1..0.1 at a fixed T.
 
-    python -m experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.sA_sweep --config configs/paper3/sA_sweep.py[:SCALE]
 
 For every task: ``num_seeds`` seeds x every initial s_A, all trained together (one vmapped
 step). The runs of a seed share its data; every run has its own init draw (as the authors'
@@ -22,9 +22,9 @@ import os
 import sys
 import time
 
-from experiments import figures, runner, sweeps, tables
-from experiments.claims import Claim
-from experiments.paper3 import common
+from ssm_jax.experiments import figures, runner, sweeps, tables
+from ssm_jax.experiments.claims import Claim
+from ssm_jax.experiments.paper3 import common
 from ssm_jax.options import option
 
 PAPER = 3

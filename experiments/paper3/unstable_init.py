@@ -1,6 +1,6 @@
 """Paper 3, Figure 1: unstable initialization s_A = 0.1; epoch-1 loss and final s_A vs T.
 
-    python -m experiments.paper3.unstable_init --config configs/paper3/unstable_init.py[:SCALE]
+    python -m ssm_jax.experiments.paper3.unstable_init --config configs/paper3/unstable_init.py[:SCALE]
 
 For every task and length T: ``num_seeds`` runs (seeds ``seed..``, trained together) of the
 paper's model and recipe from s_A = 0.1, for the task's epochs; training loss and s_A = max(A)
@@ -24,9 +24,9 @@ import os
 import sys
 import time
 
-from experiments import figures, runner, stats, sweeps, tables
-from experiments.claims import Claim, cells_verdict
-from experiments.paper3 import common
+from ssm_jax.experiments import figures, runner, stats, sweeps, tables
+from ssm_jax.experiments.claims import Claim, cells_verdict
+from ssm_jax.experiments.paper3 import common
 from ssm_jax.options import option
 
 PAPER = 3

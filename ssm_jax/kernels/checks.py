@@ -1,13 +1,16 @@
 """Argument checks shared by the kernels, the layers, the model and ``ssm_jax.bound``: raise a
 one-line ValueError before any compute, naming the argument and its shape (or the valid names).
 
-ValueError rather than ``chex.assert_*`` (AssertionError, with chex's own wording): callers and
-tests rely on the error type and on messages that name the argument's layout.
+The shape, rank and dtype tests are chex's (``chex.assert_rank``, ``chex.assert_shape``,
+``chex.assert_type``); their AssertionError becomes a ValueError whose message names the
+argument's layout in the notation of the docstrings, which callers and tests rely on.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
+
+import chex
 
 
 def check_choice(name: str, value: str, valid: Sequence[str]) -> None:
@@ -18,13 +21,32 @@ def check_choice(name: str, value: str, valid: Sequence[str]) -> None:
 
 def check_rank(name: str, x, ranks: Sequence[int], what: str) -> None:
     """Raise ValueError if ``x.ndim`` is not in ``ranks``; ``what`` describes the expected layout."""
-    if x.ndim not in ranks:
-        raise ValueError(f"{name} must be {what}, got shape {tuple(x.shape)}")
+    try:
+        chex.assert_rank(x, set(ranks))
+    except AssertionError:
+        raise ValueError(f"{name} must be {what}, got shape {tuple(x.shape)}") from None
 
 
 def check_same(name_a: str, shape_a, name_b: str, shape_b, what: str) -> None:
     """Raise ValueError naming both arguments and shapes if ``shape_a != shape_b``."""
-    if tuple(shape_a) != tuple(shape_b):
+    try:
+        chex.assert_shape(_Shaped(shape_a), tuple(shape_b))
+    except AssertionError:
         raise ValueError(
             f"{what}: {name_a} has shape {tuple(shape_a)} but {name_b} has shape {tuple(shape_b)}"
-        )
+        ) from None
+
+
+def check_floating(name: str, x) -> None:
+    """Raise ValueError if ``x`` is not a floating-point (real) array."""
+    try:
+        chex.assert_type(x, float)
+    except AssertionError:
+        raise ValueError(f"{name} must be a real floating-point array, got dtype {x.dtype}") from None
+
+
+class _Shaped:
+    """A stand-in with only a ``shape``, so chex compares shapes given as tuples."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)

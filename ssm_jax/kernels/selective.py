@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ssm_jax.kernels.checks import check_choice, check_rank, check_same
+from ssm_jax.kernels.checks import check_choice, check_floating, check_rank, check_same
 from ssm_jax.kernels.scan import accumulation_dtype, auto_method, combine_affine
 
 SELECTIVE_METHODS = ("associative", "sequential", "auto")
@@ -331,6 +331,8 @@ def selective_scan(u, delta, A, B, C, *, method: str = "auto", h0=None,
     u, delta, A, B, C = map(jnp.asarray, (u, delta, A, B, C))
     check_rank("u", u, (2,), "(L, D)")
     check_rank("A", A, (2,), "(D, N)")
+    for name, x in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)):
+        check_floating(name, x)
     L, D = u.shape
     N = A.shape[1]
     check_same("A[:, 0]", A.shape[:1], "u[0]", (D,), "channel count D")

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.machinery
 import importlib.util
 import inspect
+import json
 import math
 import os
 import sys
@@ -103,6 +105,9 @@ class TrainOptions:
     checkpoint_every: int = option(200, "steps between checkpoints", positive=True)
     keep_checkpoints: int = option(2, "newest checkpoints kept (plus the best)", positive=True)
     progress: bool = option(True, "show a progress bar")
+    extend: bool = option(False, "allow resuming with a larger num_steps or num_epochs (the "
+                          "learning-rate schedule becomes that of the new length from the "
+                          "resumed step on); reported at the start")
     num_epochs: int = option(0, "epochs (> 0: replaces num_steps by num_epochs * batches per "
                              "epoch and logs once per epoch)", minimum=0)
     collapse_penalty: float = option(0.0, "weight c of the collapse penalty c * max(0, "
@@ -137,7 +142,9 @@ SECTIONS = {"model": ModelOptions, "optim": OptimOptions, "train": TrainOptions,
 # Keys a resumed run may change (applied and reported); any other change is refused. The
 # distributed section (how the same run is spread over processes) may change freely.
 RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.checkpoint_every",
-                     "train.keep_checkpoints", "train.progress", "train.eval_batch_size")
+                     "train.keep_checkpoints", "train.progress", "train.eval_batch_size",
+                     "train.extend")
+EXTENDABLE = ("train.num_steps", "train.num_epochs")  # raised on resume with train.extend
 PLACEMENT = "distributed."
 
 
@@ -197,12 +204,54 @@ def _one_line(e: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or type(e).__name__
 
 
+def shipped_configs() -> list:
+    """Names of the configs installed with the package (``ssm_jax.configs``), e.g. ``smoke``,
+    ``paper3/majority``: every ``configs/**.py`` with a ``get_config``."""
+    import importlib.resources
+
+    root = importlib.resources.files("ssm_jax.configs")
+    names = []
+
+    def walk(folder, prefix):
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            if entry.is_dir() and not entry.name.startswith(("_", ".")):
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".py") and "def get_config" in entry.read_text():
+                names.append(prefix + entry.name[:-3])
+
+    walk(root, "")
+    return names
+
+
+def config_file(name: str) -> str:
+    """The file of a config given as a path (``configs/smoke.py``, any ``.py``) or by name
+    (``smoke``, ``paper3/majority``: a config installed with the package, found through
+    ``importlib.resources``, so names work from any directory). A path that exists wins.
+
+    Raises:
+      ConfigError: neither a file nor a shipped name (the message lists the names).
+    """
+    if os.path.exists(name):
+        return name
+    import importlib.resources
+
+    stem = name[len("configs/"):] if name.startswith("configs/") else name
+    stem = stem[:-3] if stem.endswith(".py") else stem
+    if stem and all(part.isidentifier() for part in stem.split("/")):
+        *folders, leaf = stem.split("/")
+        entry = importlib.resources.files("ssm_jax.configs").joinpath(*folders, leaf + ".py")
+        if entry.is_file():
+            return str(entry)
+    raise ConfigError(f"config file {name!r} does not exist, and it is not the name of a "
+                      f"shipped config ({', '.join(shipped_configs())})")
+
+
 def _load_module(path: str):
-    if not os.path.exists(path):
-        raise ConfigError(f"config file {path!r} does not exist")
+    path = config_file(path)
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} is not a file")
-    spec = importlib.util.spec_from_file_location("_ssm_jax_config", path)
+    loader = importlib.machinery.SourceFileLoader("_ssm_jax_config", path)  # any file name
+    spec = importlib.util.spec_from_file_location("_ssm_jax_config", path, loader=loader)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -236,7 +285,8 @@ def _call(spec: str, fn, *args):
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """Load ``path/to/config.py[:arg]`` by calling its ``get_config(arg)``.
+    """Load ``path/to/config.py[:arg]`` or ``name[:arg]`` (a shipped config, see
+    :func:`config_file`) by calling its ``get_config(arg)``.
 
     A suffix must be one of the file's ``SCALES`` when it declares them; a file without
     ``SCALES`` whose ``get_config`` ignores the suffix (returns the same config as without it)
@@ -425,6 +475,15 @@ def check_memory(cfg: Config, available: int | None = None) -> None:
                           f"train.batch_size = {cfg.train.batch_size} needs at least "
                           f"{gb(step_bytes)} of memory, more than the {gb(available)} "
                           "available; lower data.seq_len or train.batch_size")
+
+
+def config_digest(cfg) -> str:
+    """A short fingerprint of a config (the first 12 hex digits of the SHA-256 of its JSON with
+    sorted keys): equal configs, equal digests; printed at the start of a run."""
+    import hashlib
+
+    text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def save_config(cfg: Config, directory: str, name: str = "config.json") -> str:

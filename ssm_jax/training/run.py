@@ -43,7 +43,7 @@ from ssm_jax.files import write_json_atomic
 from ssm_jax.layers import find_layers
 from ssm_jax.models import RetrievalModel, SequenceModel
 from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_variables
-from ssm_jax.training.config import Config, ModelOptions, parse_config, save_config
+from ssm_jax.training.config import Config, ModelOptions, config_digest, parse_config, save_config
 from ssm_jax.training.extensions import build_extensions, padded
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import learning_rates, make_optimizer, set_hyperparams
@@ -498,9 +498,9 @@ def _startup_block(runs, workdirs, start):
     log.info("ssm-jax %s | jax %s | %d %s device(s) | process %d of %d", __version__,
              jax.__version__, len(devices), devices[0].platform, jax.process_index(),
              jax.process_count())
-    log.info("%s: %s model, %d parameters, dataset %s (%d training examples)",
-             ", ".join(workdirs), base.cfg.model.layer, count, base.dataset.info.name,
-             len(base.dataset.train))
+    log.info("%s: config %s, %s model, %d parameters, dataset %s (%d training examples)",
+             ", ".join(workdirs), config_digest(base.cfg), base.cfg.model.layer, count,
+             base.dataset.info.name, len(base.dataset.train))
     log.info("%d steps (%d per epoch), batch %d, %s%s", base.schedule.num_steps,
              base.schedule.steps_per_epoch, base.cfg.train.batch_size,
              ", ".join(e.name for e in base.extensions) or "no extensions",
@@ -598,7 +598,8 @@ def _validate(runs, members, writers, states, eval_step, step):
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
     """A trained run loaded back (:func:`load_run`): its config, the model and the variables
-    of one checkpoint (``step`` of ``which``), and the dataset description."""
+    of one checkpoint (``step`` of ``which``), and the dataset description. Unpacks as
+    ``model, variables, cfg = load_run(workdir)``."""
 
     cfg: Config
     model: SequenceModel
@@ -607,16 +608,22 @@ class TrainedRun:
     step: int
     which: str
 
+    def __iter__(self):
+        return iter((self.model, self.variables, self.cfg))
 
-def load_run(workdir: str, which: str = "best", step: int | None = None) -> TrainedRun:
+
+def load_run(workdir: str, checkpoint: str = "best", step: int | None = None) -> TrainedRun:
     """The model and variables of a run trained in ``workdir``, without building its dataset.
 
     Args:
       workdir: the run's work directory (``config.json``, ``dataset.json``, ``checkpoints/``).
-      which: "best" (the best-validation checkpoint; the last one when the run had no
+      checkpoint: "best" (the best-validation checkpoint; the last one when the run had no
         validation split) or "last".
-      step: a checkpoint step of ``which``; None: the newest.
+      step: a checkpoint step of ``checkpoint``; None: the newest.
     """
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    which = checkpoint
     missing = [f for f in ("config.json", DATASET_FILE) if not os.path.exists(os.path.join(workdir, f))]
     if missing:
         raise FileNotFoundError(f"{workdir!r} is not a trained run: {', '.join(missing)} missing")

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from ssm_jax.training.config import (PLACEMENT, RESUMABLE_CHANGES, Config, ConfigError,
+from ssm_jax.training.config import (EXTENDABLE, PLACEMENT, RESUMABLE_CHANGES, Config, ConfigError,
                                      config_changes, save_config)
 
 FINGERPRINT = os.path.join("checkpoints", "config.json")
@@ -102,15 +102,17 @@ def written_config(workdir: str):
 def resume_conflicts(workdir: str, cfg: Config) -> tuple:
     """The resume policy: ``(refused, allowed)`` lists of ``(key, old, new)`` between the config
     ``workdir`` was written with and ``cfg``. Refused: anything but logging, evaluation and
-    checkpoint cadence (:data:`RESUMABLE_CHANGES`) and device placement; ``([], [])`` for a new
+    checkpoint cadence (:data:`RESUMABLE_CHANGES`), device placement and, with
+    ``train.extend``, a larger ``num_steps`` or ``num_epochs``; ``([], [])`` for a new
     directory."""
     old = written_config(workdir)
     if old is None:
         return [], []
     new = json.loads(json.dumps(cfg.to_dict(), default=str))
     changes = [c for c in config_changes(old, new) if not c[0].startswith(PLACEMENT)]
-    return [c for c in changes if c[0] not in RESUMABLE_CHANGES], \
-        [c for c in changes if c[0] in RESUMABLE_CHANGES]
+    allowed = lambda key, a, b: key in RESUMABLE_CHANGES or (
+        cfg.train.extend and key in EXTENDABLE and isinstance(a, int) and b > a)
+    return [c for c in changes if not allowed(*c)], [c for c in changes if allowed(*c)]
 
 
 def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
@@ -124,10 +126,17 @@ def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in refused[:6])
         more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
+        hint = (" (raising num_steps or num_epochs needs --extend)"
+                if any(k in EXTENDABLE for k, _, _ in refused) and not cfg.train.extend else "")
         raise ConfigError(f"cannot resume {workdir!r}: its checkpoints were written with another "
-                          f"config: {listed}{more}; use the original values or a new --workdir")
+                          f"config: {listed}{more}; use the original values or a new "
+                          f"--workdir{hint}")
     for key, a, b in allowed:
-        report(f"resuming with changed {key}: {a!r} -> {b!r}")
+        if key in EXTENDABLE:
+            report(f"extending the run: {key} {a!r} -> {b!r} (the learning-rate schedule is "
+                   f"that of the new length from the resumed step on)")
+        elif key != "train.extend":
+            report(f"resuming with changed {key}: {a!r} -> {b!r}")
 
 
 def write_fingerprint(workdir: str, cfg: Config) -> None:

@@ -172,7 +172,7 @@ def test_to_gray_keeps_single_channel():
 def test_paper3_imdb_task_trains_without_validation(tfds_dir, tmp_path):
     """The selective-SSM paper's IMDb config end to end on a prepared (tiny) tfds text set:
     byte tokens, scalar logit, no validation split, the last step reported."""
-    from experiments.paper3.common import imdb_task
+    from ssm_jax.configs.paper3.tasks import imdb_task
     from ssm_jax.training.config import parse_config
     from ssm_jax.training.loop import train_and_evaluate
 

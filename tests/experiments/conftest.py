@@ -1,4 +1,4 @@
-"""Helpers for the experiment tests: run ``python -m experiments.paper1.<name>`` in a
+"""Helpers for the experiment tests: run ``python -m ssm_jax.experiments.paper1.<name>`` in a
 subprocess at a tiny scale and read the tables it writes."""
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ def xla_cache(tmp_path_factory):
 
 def run_experiment(name: str, config_arg: str, out, *overrides, env=None, cache=None,
                    timeout=300) -> subprocess.CompletedProcess:
-    """``python -m experiments.paper1.<name> --config configs/paper1/<name>.py:<arg> --out OUT``."""
+    """``python -m ssm_jax.experiments.paper1.<name> --config configs/paper1/<name>.py:<arg> --out OUT``."""
     full_env = dict(os.environ)
     full_env.update({"JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"})
     full_env.pop("XLA_FLAGS", None)
     if cache:
         full_env["SSM_JAX_COMPILATION_CACHE"] = cache
     full_env.update(env or {})
-    args = [sys.executable, "-m", f"experiments.paper1.{name}", "--config",
+    args = [sys.executable, "-m", f"ssm_jax.experiments.paper1.{name}", "--config",
             f"configs/paper1/{name}.py:{config_arg}", "--out", str(out), *overrides]
     return subprocess.run(args, cwd=REPO, env=full_env, capture_output=True, text=True,
                           timeout=timeout)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.config import load
-from experiments.paper1 import ablation
+from ssm_jax.experiments.config import load
+from ssm_jax.experiments.paper1 import ablation
 from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
 
 CONFIG = "configs/paper1/ablation.py"

@@ -3,8 +3,8 @@
 import ml_collections
 import pytest
 
-from experiments import config as excfg
-from experiments.paper1 import ablation, gen_gap
+from ssm_jax.experiments import config as excfg
+from ssm_jax.experiments.paper1 import ablation, gen_gap
 from ssm_jax.training.config import ConfigError, default_config
 
 

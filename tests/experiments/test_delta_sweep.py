@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from experiments import runner
-from experiments.claims import RECONSTRUCTION, VERDICTS
-from experiments.paper2 import delta_sweep as ds
+from ssm_jax.experiments import runner
+from ssm_jax.experiments.claims import RECONSTRUCTION, VERDICTS
+from ssm_jax.experiments.paper2 import delta_sweep as ds
 
 
 def test_refine_minimum_finds_the_vertex_between_grid_points():

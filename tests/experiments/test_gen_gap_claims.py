@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from experiments import config as excfg
-from experiments import sweeps
-from experiments.paper1 import gen_gap
+from ssm_jax.experiments import config as excfg
+from ssm_jax.experiments import sweeps
+from ssm_jax.experiments.paper1 import gen_gap
 from ssm_jax.training.config import ConfigError
 
 

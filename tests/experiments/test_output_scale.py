@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from experiments.claims import CONSISTENT
-from experiments.config import load
-from experiments.paper1 import output_scale as os_exp
+from ssm_jax.experiments.claims import CONSISTENT
+from ssm_jax.experiments.config import load
+from ssm_jax.experiments.paper1 import output_scale as os_exp
 from tests.experiments.conftest import assert_ok, assert_png, read_csv, run_experiment
 
 RULES = ("none", "paper", "covariance")

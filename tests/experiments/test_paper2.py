@@ -6,16 +6,16 @@ import importlib
 import numpy as np
 import pytest
 
-from experiments import runner
-from experiments.claims import CONSISTENT
-from experiments.paper2.smnist import VARIANTS
+from ssm_jax.experiments import runner
+from ssm_jax.experiments.claims import CONSISTENT
+from ssm_jax.experiments.paper2.smnist import VARIANTS
 from tests.experiments.conftest import read_csv
 
 
 def run(name, tmp_path, *overrides):
     import importlib
 
-    module = importlib.import_module(f"experiments.paper2.{name}")
+    module = importlib.import_module(f"ssm_jax.experiments.paper2.{name}")
     exp = runner.load_module_config(module, "tiny", overrides)
     summary, claims = runner.run(module, exp, str(tmp_path))
     for f in ("table.md", "claims.json", "config.json"):
@@ -108,7 +108,7 @@ def test_smnist_arms_change_one_factor():
     changes (the bundled arm in all three)."""
     from ssm_jax.bound.timescale_init import init_options
 
-    exp = runner.load_module_config(importlib.import_module("experiments.paper2.smnist"), "quick")
+    exp = runner.load_module_config(importlib.import_module("ssm_jax.experiments.paper2.smnist"), "quick")
     e = exp.settings
     groups = {"timescale": ("timescale", "kappa", "per_channel", "power_iters"),
               "real part": ("real_part", "real_param"), "imag": ("imag", "cluster_scale")}
@@ -124,7 +124,7 @@ def test_smnist_arms_change_one_factor():
 def test_real_part_stats_worked_by_hand():
     from ssm_jax.layers.s4d import S4D
 
-    from experiments.paper2.smnist import real_part_stats
+    from ssm_jax.experiments.paper2.smnist import real_part_stats
 
     re = np.array([[0.0, -0.001, -0.01, -1.0]])
     params = {"ssm": {"Lambda_re": re, "Lambda_im": np.zeros_like(re),
@@ -151,7 +151,7 @@ def _smnist_rows(e, undamped):
 
 
 def test_smnist_claims_from_rows_worked_by_hand():
-    from experiments.paper2 import smnist
+    from ssm_jax.experiments.paper2 import smnist
 
     exp = runner.load_module_config(smnist, "tiny", ["experiment.num_seeds=3"])
     e = exp.settings
@@ -184,9 +184,9 @@ def test_members_train_with_their_own_projection():
     from ssm_jax.training.loop import build_model
     from ssm_jax.training.optim import make_optimizer
 
-    from experiments.paper2.members import init_member, member, train_members
+    from ssm_jax.experiments.paper2.members import init_member, member, train_members
 
-    cfg = runner.load_module_config(importlib.import_module("experiments.paper2.smnist"),
+    cfg = runner.load_module_config(importlib.import_module("ssm_jax.experiments.paper2.smnist"),
                                     "tiny").main
     ds = get_dataset(cfg.data)
     model = build_model(cfg.model, ds.info)
@@ -206,7 +206,7 @@ def test_members_train_with_their_own_projection():
 
 
 def test_paper2_is_discovered_by_reproduce():
-    from experiments.reproduce import experiment_modules
+    from ssm_jax.experiments.reproduce import experiment_modules
 
     names = [runner.module_name(m) for m in experiment_modules(2)]
     assert names == ["output_scale", "conditioning", "memory", "smnist", "delta_sweep"]

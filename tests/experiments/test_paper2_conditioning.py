@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from experiments import runner
-from experiments.claims import CONSISTENT
-from experiments.paper2 import conditioning as cond
+from ssm_jax.experiments import runner
+from ssm_jax.experiments.claims import CONSISTENT
+from ssm_jax.experiments.paper2 import conditioning as cond
 
 
 def settings(*overrides):
@@ -102,7 +102,7 @@ def test_tradeoff_claim_rule_on_synthetic_targets():
 
 
 def test_continuous_kappa_of_the_families():
-    from experiments.paper2.common import family_modes
+    from ssm_jax.experiments.paper2.common import family_modes
 
     kap = {f: cond.continuous_kappa(family_modes(f, 8, real_part=-0.5, step=2 / 64, L=64))
            for f in ("lin", "dft", "clustered", "real")}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments import runner
-from experiments.claims import CONSISTENT
-from experiments.paper2 import memory, output_scale
-from experiments.paper2.common import family_modes
+from ssm_jax.experiments import runner
+from ssm_jax.experiments.claims import CONSISTENT
+from ssm_jax.experiments.paper2 import memory, output_scale
+from ssm_jax.experiments.paper2.common import family_modes
 
 
 def test_trained_r2_by_hand():

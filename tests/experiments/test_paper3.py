@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from experiments import runner, sweeps
-from experiments.config import load
-from experiments.paper3 import bound_terms, common, length_independence, sA_sweep, unstable_init
+from ssm_jax.experiments import runner, sweeps
+from ssm_jax.experiments.config import load
+from ssm_jax.experiments.paper3 import bound_terms, common, length_independence, sA_sweep, unstable_init
 from tests.experiments.conftest import read_csv
 
 
@@ -136,7 +136,7 @@ def test_imdb_without_prepared_data_stops_before_compute(tmp_path, name):
 
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", f"experiments.paper3.{name}", "--config",
+        [sys.executable, "-m", f"ssm_jax.experiments.paper3.{name}", "--config",
          f"configs/paper3/{name}.py:cpu", "--out", str(out),
          "--config.experiment.tasks=['imdb']", f"--config.tasks.imdb.data.data_dir={tmp_path}"],
         capture_output=True, text=True, timeout=300,

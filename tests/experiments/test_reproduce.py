@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from experiments.claims import (Claim, all_verdict, claims_table, interval_verdict, read_claims,
+from ssm_jax.experiments.claims import (Claim, all_verdict, claims_table, interval_verdict, read_claims,
                                 threshold_verdict, write_claims)
 from tests.experiments.conftest import REPO
 
@@ -67,7 +67,7 @@ def test_verdict_rules():
 
 
 def test_effect_verdict_with_an_equivalence_margin_and_the_counts():
-    from experiments.claims import CONSISTENT, effect_verdict, verdict_counts
+    from ssm_jax.experiments.claims import CONSISTENT, effect_verdict, verdict_counts
 
     assert effect_verdict(0.1, 0.5, 0.2) == "reproduced"
     assert effect_verdict(-0.5, -0.1, 0.2) == "not reproduced"
@@ -95,8 +95,8 @@ def test_paired_effect_equivalence_agrees_with_tost():
     still has its sign: reproduced)."""
     import numpy as np
 
-    from experiments.claims import paired_effect
-    from experiments.stats import tost
+    from ssm_jax.experiments.claims import paired_effect
+    from ssm_jax.experiments.stats import tost
 
     rng = np.random.default_rng(0)
     seen = set()
@@ -113,7 +113,7 @@ def test_paired_effect_equivalence_agrees_with_tost():
 
 
 def test_cells_verdict_holm_on_both_sides():
-    from experiments.claims import cells_verdict
+    from ssm_jax.experiments.claims import cells_verdict
 
     assert cells_verdict([0.001, 0.02], [0.99, 0.9], 0.05)[0] == "reproduced"  # 0.002, 0.02
     assert cells_verdict([0.001, 0.04], [0.99, 0.9], 0.05)[0] == "reproduced"  # 0.002, 0.04

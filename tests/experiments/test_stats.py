@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from experiments import stats
+from ssm_jax.experiments import stats
 
 
 def test_holm_worked_by_hand():
@@ -90,7 +90,7 @@ def test_pooled_effect_worked_by_hand():
     """Two cells with equal spread: DerSimonian-Laird by hand, normal intervals, margin."""
     from scipy.stats import norm
 
-    from experiments.claims import pooled_effect
+    from ssm_jax.experiments.claims import pooled_effect
 
     a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 4.0]  # means 2 and 3, se 1/sqrt(3) each
     se = 1 / math.sqrt(3)
@@ -110,7 +110,7 @@ def test_pooled_effect_worked_by_hand():
 
 
 def test_interval_threshold_and_kendall_verdicts():
-    from experiments.claims import interval_threshold_verdict, kendall_verdict
+    from ssm_jax.experiments.claims import interval_threshold_verdict, kendall_verdict
 
     assert interval_threshold_verdict(2.1, 3.0, 2.0) == "reproduced"
     assert interval_threshold_verdict(1.9, 3.0, 2.0) == "inconclusive"  # the point alone would pass

@@ -2,7 +2,7 @@
 
 import pytest
 
-from experiments import sweeps
+from ssm_jax.experiments import sweeps
 from ssm_jax.training.config import ConfigError, default_config, parse_config
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from experiments import tables
+from ssm_jax.experiments import tables
 
 
 def test_tables(tmp_path):
@@ -30,7 +30,7 @@ def test_t_interval_against_the_formula():
 
 
 def test_sign_test_worked_by_hand():
-    from experiments.tables import sign_test
+    from ssm_jax.experiments.tables import sign_test
 
     assert sign_test(5, 5)[0] == pytest.approx(1 / 32)  # all five below: (1/2)^5
     assert sign_test(4, 5)[0] == pytest.approx(6 / 32)  # P(X >= 4) = (5 + 1) / 32
@@ -39,7 +39,7 @@ def test_sign_test_worked_by_hand():
 
 
 def test_bootstrap_interval_against_a_loop_written_here():
-    from experiments.tables import bootstrap_interval
+    from ssm_jax.experiments.tables import bootstrap_interval
 
     values = [0.3, -0.1, 0.05, 0.2, 0.0, 0.15, None, float("nan")]
     point, low, high = bootstrap_interval(values, resamples=500, seed=3)

@@ -111,6 +111,19 @@ def test_unknown_method_lists_valid_names():
         assert name in str(excinfo.value), str(excinfo.value)
 
 
+@pytest.mark.parametrize("bad", [0, 2])  # u, A
+def test_integer_or_misshapen_inputs_are_one_error_naming_them(bad):
+    rng = np.random.default_rng(6)
+    inputs = list(map(jnp.asarray, make_inputs(rng, 4, 2, 3)))
+    inputs[bad] = inputs[bad].astype(jnp.int32)
+    name = ["u", "delta", "A"][bad]
+    with pytest.raises(ValueError, match=f"^{name} must be a real floating-point array, got dtype int32"):
+        selective_scan(*inputs)
+    inputs[bad] = inputs[bad].astype(jnp.float32)[None]
+    with pytest.raises(ValueError, match=rf"^{name} must be \(\w, \w\), got shape"):
+        selective_scan(*inputs)
+
+
 # ----------------------------------------------------------------- chunks, h0, state, memory
 def loop_scan(u, delta, A, B, C, h0=None):
     """The recurrence written out as a plain Python loop over time in jnp (differentiable,

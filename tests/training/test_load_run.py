@@ -28,11 +28,13 @@ def test_config_json_round_trip_and_load_run(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert parse_config(saved) == cfg  # what config.json holds parses to the same config
     run = loop.load_run(str(tmp_path))
+    model, variables, config = run
+    assert model is run.model and variables is run.variables and config is run.cfg
     assert run.cfg == cfg and run.which == "best" and run.step == report["best_step"]
     test = loop.evaluate_model(run.model, run.variables, get_dataset(cfg.data).test,
                                cfg.train.eval_batch_size)
     assert test == pytest.approx(report["test"], rel=1e-6)
-    last = loop.load_run(str(tmp_path), which="last")
+    last = loop.load_run(str(tmp_path), checkpoint="last")
     assert last.step == 10
     # the learning rates of the logged steps are those of the optimizer's schedules
     from ssm_jax.training.metrics import read_metrics

@@ -78,6 +78,23 @@ def test_harmless_changes_are_applied_and_reported(smoke_run, tmp_path):
     assert saved["train"]["eval_every"] == 9
 
 
+def test_extend_raises_num_steps_on_resume_and_says_so(smoke_run, tmp_path):
+    """A finished run continues to a larger num_steps only with --extend (refused without it,
+    with the hint); the resumed run starts at its last step and ends at the new one."""
+    workdir = copy_run(smoke_run, tmp_path)
+    old = int(FAST[0].split("=")[1])
+    more = [o for o in FAST if not o.startswith("--config.train.num_steps")] + \
+        [f"--config.train.num_steps={old + 10}"]
+    refused = run_cli(train_args(workdir, *more), timeout=120)
+    assert refused.returncode == 2 and "needs --extend" in refused.stderr
+    proc = run_cli(train_args(workdir, *more, "--extend"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"extending the run: train.num_steps {old} -> {old + 10}" in proc.stdout
+    assert f"resumed from checkpoint at step {old}" in proc.stdout
+    report = json.loads((workdir / "report.json").read_text())
+    assert max(step_dirs(workdir / "checkpoints" / "last")) == old + 10, report
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(smoke_run, tmp_path):
     workdir = copy_run(smoke_run, tmp_path)
     last = workdir / "checkpoints" / "last"
