@@ -3,6 +3,7 @@ and `ssm-jax options` into a pipe that closes early."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -47,14 +48,16 @@ def test_options_into_a_pipe_closed_early_exits_cleanly():
 
 
 def test_train_prints_a_start_up_block(tmp_path, capsys):
-    """Devices, processes, parameter count and the schedule, once, before training (stdout);
+    """The config, devices, processes, the config's fingerprint, parameter count and the
+    schedule, once, before training (stdout);
     stderr stays free for errors."""
     assert cli.main(["train", "--config", "configs/smoke.py", "--workdir", str(tmp_path / "w"),
                      "--config.train.num_steps", "2", "--config.train.progress=false",
                      "--config.model.d_model=4", "--config.model.n_layers=1"]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].startswith("ssm-jax ") and "device(s)" in lines[0] and "process 0 of 1" in lines[0]
-    assert "parameters, dataset digits" in lines[1]
-    assert lines[2].startswith("2 steps")
+    assert lines[0] == "config configs/smoke.py (configs/smoke.py)"  # the config and its file
+    assert lines[1].startswith("ssm-jax ") and "device(s)" in lines[1] and "process 0 of 1" in lines[1]
+    assert re.search(r": config [0-9a-f]{12}, s4d model, \d+ parameters, dataset digits", lines[2])
+    assert lines[3].startswith("2 steps")
     assert "ssm-jax " not in err
