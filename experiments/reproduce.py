@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import glob
 import importlib
+import json
 import os
 import pkgutil
 import sys
@@ -24,6 +25,7 @@ import time
 from ssm_jax.experiments import runner
 from ssm_jax.experiments.claims import claims_table, read_claims, verdict_counts
 from ssm_jax.experiments.config import applicable
+from ssm_jax.files import write_json_atomic
 
 PAPERS = {
     1: "Liu & Li, *From Generalization Analysis to Optimization Designs for State Space Models* "
@@ -76,6 +78,7 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
 
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid names: {', '.join(SCALES)}")
+    check_scale(workdir, scale)
     wanted = set(only.split(",")) if only else None
     plan, used = [], set()
     for paper in _papers(papers):
@@ -100,6 +103,8 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
                          f"the plan ({', '.join(runner.module_name(m) for _, m, _, _ in plan)})")
     # every check that can fail (configs, data, run directories) before any compute
     units = [module.prepare(exp, directory) for _, module, exp, directory in plan]
+    os.makedirs(workdir, exist_ok=True)
+    write_json_atomic(os.path.join(workdir, PLAN_FILE), {"scale": scale})
     bar = tqdm(total=sum(len(u) for u in units), desc=f"reproduce ({scale})", unit="unit",
                dynamic_ncols=True, file=sys.stderr)
     start = time.perf_counter()
@@ -109,6 +114,27 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
         write_report(workdir)
     bar.close()
     return write_report(workdir, elapsed=time.perf_counter() - start)
+
+
+PLAN_FILE = "plan.json"
+
+
+def check_scale(workdir: str, scale: str) -> None:
+    """Refuse, before anything is loaded or written, a workdir that holds a reproduction at
+    another scale (its ``plan.json``, or the scale in any experiment's ``claims.json``): one
+    REPORT.md never mixes scales."""
+    found = {}
+    path = os.path.join(workdir, PLAN_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            found[path] = json.load(f).get("scale")
+    for claims in glob.glob(os.path.join(workdir, "paper*", "*", "claims.json")):
+        found[claims] = read_claims(claims)[0]
+    other = {p: s for p, s in found.items() if s not in (None, scale)}
+    if other:
+        where, theirs = next(iter(other.items()))
+        raise ValueError(f"workdir {workdir!r} holds a reproduction at scale {theirs!r} ({where}); "
+                         f"--scale {scale} needs another --workdir")
 
 
 def write_report(workdir: str, elapsed: float | None = None) -> str:

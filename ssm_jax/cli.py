@@ -8,6 +8,7 @@ stderr and exit code 2, before any compute; a run stopped by NaN/Inf exits with 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -47,6 +48,7 @@ def _train(args, overrides):
     from ssm_jax.training.config import (ConfigError, apply_overrides, config_file, load_config,
                                          parse_config)
     from ssm_jax.training.loop import NonFiniteError, train_and_evaluate
+    from ssm_jax.training.workdir import move_aside
 
     if args.extend:
         overrides = [*overrides, "train.extend=true"]
@@ -56,15 +58,55 @@ def _train(args, overrides):
         return _error("config error", e)
     logging.getLogger("ssm_jax").info("config %s (%s)", args.config, config_file(args.config.partition(":")[0]))
     try:
+        if args.restart:
+            moved = move_aside(args.workdir)
+            if moved:
+                print(f"--restart: moved the old run to {moved}")
         train_and_evaluate(cfg, args.workdir)
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except ConfigError as e:  # e.g. resuming a workdir written with another config
         return _error("config error", e)
-    except USER_ERRORS as e:
-        return _error("error", e)
+    except KeyboardInterrupt:
+        return _interrupted(args.workdir)
+    except Exception as e:
+        if _disk_full(e):
+            return _no_space(args.workdir)
+        if isinstance(e, USER_ERRORS):
+            return _error("error", e)
+        raise
     return 0
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or an error it wraps, as orbax and tensorstore wrap them) is ENOSPC."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _no_space(workdir: str) -> int:
+    import shutil
+
+    free = shutil.disk_usage(workdir if os.path.isdir(workdir) else ".").free
+    print(f"error: no space left on the device of {os.path.abspath(workdir)} ({free / 2 ** 20:.0f} "
+          "MB free); free some space and rerun the same command to resume from the last "
+          "checkpoint (a partial one is cleaned at the start)", file=sys.stderr)
+    return 2
+
+
+def _interrupted(workdir: str) -> int:
+    from ssm_jax.training.checkpoint import checkpoint_steps
+
+    steps = checkpoint_steps(workdir, "last") if os.path.isdir(workdir) else []
+    where = f"the last checkpoint is at step {steps[-1]}" if steps else "no checkpoint was saved yet"
+    print(f"interrupted ({where}); rerun the same command to resume", file=sys.stderr)
+    return 130
 
 
 def _plot(args, overrides):
@@ -96,6 +138,10 @@ def _reproduce(args, overrides):
     try:
         path = reproduce(papers=args.paper, scale=args.scale, workdir=args.workdir,
                          only=args.only, overrides=overrides)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (finished runs are kept)",
+              file=sys.stderr)
+        return 130
     except USER_ERRORS as e:
         return _error("error", e)
     print(f"wrote {path}")
@@ -139,6 +185,8 @@ def main(argv=None) -> int:
                    help="a shipped config by name (smoke, digits, paper3/majority, ...; a name "
                         "that is not a file) or a path to a .py file, with an optional :scale")
     p.add_argument("--workdir", required=True)
+    p.add_argument("--restart", action="store_true",
+                   help="move an existing WORKDIR aside (to WORKDIR.old-N) and start a new run")
     p.add_argument("--extend", action="store_true",
                    help="resume with a larger train.num_steps or train.num_epochs "
                         "(= --config.train.extend=true)")

@@ -237,10 +237,35 @@ def read_tsv(path: str | os.PathLike) -> list:
     if not rows or rows[0][:2] != ["Source", "Target"]:
         raise ValueError(f"{path} is not a ListOps TSV file: expected a 'Source<TAB>Target' "
                          f"header, got {rows[0][:2] if rows else 'an empty file'}")
-    try:
-        return [(row[0], int(row[1])) for row in rows[1:] if row]
-    except (IndexError, ValueError) as err:
-        raise ValueError(f"{path}: malformed ListOps row ({err})") from None
+    out = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            source, label = row[0], int(row[1])
+        except (IndexError, ValueError) as err:
+            raise ValueError(f"{path}, line {line}: malformed ListOps row ({err})") from None
+        problem = unbalanced(source)
+        if problem:
+            raise ValueError(f"{path}, line {line}: {problem} in the source {source[:60]!r}")
+        if not 0 <= label <= 9:
+            raise ValueError(f"{path}, line {line}: target {label} is outside 0..9")
+        out.append((source, label))
+    return out
+
+
+def unbalanced(source: str) -> str | None:
+    """What is unbalanced in a source string (its parentheses, or its operators and ``]``),
+    or None."""
+    depth = parens = 0
+    for tok in source.split():
+        parens += (tok == "(") - (tok == ")")
+        depth += (tok in OPERATORS) - (tok == END)
+        if parens < 0 or depth < 0:
+            return "a closing ')' or ']' without its opening"
+    if parens or depth:
+        return f"{parens} unclosed '(' and {depth} unclosed operators"
+    return None
 
 
 def write_splits(out_dir: str | os.PathLike, *, task: str = "basic", num_train: int = 96000,
@@ -320,7 +345,12 @@ def build_listops(cfg: dict) -> Dataset:
                              for s, p in paths.items()}, "seq_len": seq_len}
 
         def build():
-            return {split: tokenize_examples(read_tsv(path), seq_len) for split, path in paths.items()}
+            rows = {split: read_tsv(path) for split, path in paths.items()}
+            for split in ("train", "test"):  # a header-only validation file means no validation
+                if not rows[split]:
+                    raise ValueError(f"{paths[split]} holds no examples (only its header); the "
+                                     f"{split} split cannot be empty")
+            return {split: tokenize_examples(r, seq_len) for split, r in rows.items()}
     else:
         window = {k: cfg[k] for k in ("min_length", "max_length", "max_depth", "max_args")}
         check_window(**window)

@@ -16,6 +16,7 @@ int32 pixel tokens (``"tokens"``, vocab 256).
 from __future__ import annotations
 
 import gzip
+import zlib
 import os
 from pathlib import Path
 
@@ -104,6 +105,19 @@ def load_ucr_split(name: str, split: str) -> tuple:
     return np.transpose(np.asarray(x, dtype=np.float32), (0, 2, 1)), np.asarray(y).astype(str)
 
 
+UCR_MAX_CLASSES = 60  # the most classes of a UCR/UEA classification set (ShapesAll) is 60
+
+
+def _numeric_targets(labels) -> bool:
+    """Whether every label string is a number with a fractional part somewhere (regression
+    targets such as ``0.0417``), rather than class names or integer class ids."""
+    try:
+        values = [float(v) for v in labels]
+    except ValueError:
+        return False
+    return any(v != int(v) for v in values if np.isfinite(v)) or len(values) > UCR_MAX_CLASSES
+
+
 @register("ucr", defaults=UCR_DEFAULTS)
 def build_ucr(cfg: dict) -> Dataset:
     """A sktime-bundled UCR/UEA classification set; classes are the sorted label strings.
@@ -120,6 +134,10 @@ def build_ucr(cfg: dict) -> Dataset:
     x_train, y_train = load_ucr_split(name, "train")
     x_test, y_test = load_ucr_split(name, "test")
     classes = sorted(set(y_train) | set(y_test))
+    if _numeric_targets(classes):
+        raise ValueError(f"UCR set {name!r} is a regression set ({len(classes)} distinct numeric "
+                         f"targets, e.g. {classes[0]}), not a classification set; choose one of "
+                         "the classification sets")
     to_id = {c: i for i, c in enumerate(classes)}
     labels_train = np.array([to_id[c] for c in y_train], dtype=np.int32)
     labels_test = np.array([to_id[c] for c in y_test], dtype=np.int32)
@@ -154,8 +172,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     ``d`` big-endian uint32 sizes, then the data in C order.
     """
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{path} is truncated or not a valid gzip file ({type(e).__name__}: "
+                         f"{e}); download it again") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_DTYPES:
         raise ValueError(f"{path} is not an idx file (bad magic number {data[:4].hex()})")
     ndim = data[3]
@@ -192,7 +214,13 @@ def read_idx_split(folder: Path, split: str) -> Split:
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} "
                          "do not match")
-    pixels = images.reshape(len(images), -1).astype(np.uint8)
+    flat = images.reshape(len(images), -1)
+    bad = ~np.isfinite(flat) | (flat < 0) | (flat > 255) if flat.dtype.kind == "f" else (flat < 0) | (flat > 255)
+    rows = np.flatnonzero(bad.any(1))
+    if rows.size:
+        raise ValueError(f"{folder / images_file}: image {rows[0]} holds a pixel that is NaN, Inf "
+                         f"or outside 0..255 ({rows.size} such images)")
+    pixels = flat.astype(np.uint8)
     return Split(pixels, full_lengths(len(pixels), pixels.shape[1]), labels.astype(np.int32))
 
 

@@ -247,6 +247,7 @@ def resolve_config(cfg: Any) -> dict:
         )
     for key, value in raw.items():
         raw[key] = _check_type(name, key, value, entry.defaults[key])
+    _check_sizes(name, raw)
     resolved = dict(entry.defaults)
     resolved.update(raw)
     resolved["name"] = name
@@ -277,4 +278,53 @@ def get_dataset(cfg: Any) -> Dataset:
     resolved = resolve_config(cfg)
     dataset = _REGISTRY[resolved["name"]].builder(resolved)
     dataset.config = resolved
+    check_dataset(dataset, resolved)
     return dataset
+
+
+SIZE_KEYS = {"seq_len": 1, "num_train": 0, "min_length": 1, "max_length": 1, "in_channels": 1,
+             "num_val": 0, "num_test": 0}  # -> the smallest allowed value
+
+
+def _check_sizes(name: str, cfg: dict) -> None:
+    for key, low in SIZE_KEYS.items():
+        value = cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ValueError(f"config key 'data.{key}' of dataset {name!r} must be >= {low}, "
+                             f"got {value}")
+
+
+def check_dataset(dataset: Dataset, cfg: dict) -> None:
+    """The checks every dataset passes at load, before any compute: a non-empty training split,
+    a test split unless the config asks for none (``num_test = 0``), class labels in
+    ``[0, num_classes)``, finite float inputs and targets. One ValueError naming the dataset, its
+    folder when it has one, the split and the first bad row."""
+    info = dataset.info
+    where = f"dataset {info.name!r}" + (f" ({cfg['data_dir']})" if cfg.get("data_dir") else "")
+    if info.seq_len < 1:
+        raise ValueError(f"{where}: sequence length {info.seq_len}; config key 'data.seq_len' "
+                         "must be >= 1")
+    if len(dataset.train) == 0:
+        raise ValueError(f"{where}: the training split is empty")
+    if len(dataset.test) == 0 and cfg.get("num_test") != 0:
+        raise ValueError(f"{where}: the test split is empty (set data.num_test=0 if the run "
+                         "should have none)")
+    for split_name in SPLIT_NAMES:
+        split = getattr(dataset, split_name)
+        if len(split) == 0:
+            continue
+        if info.input_kind == "floats":
+            finite = np.isfinite(np.asarray(split.inputs)).reshape(len(split), -1).all(1)
+            if not finite.all():
+                raise ValueError(f"{where}, {split_name} split, row {int(np.flatnonzero(~finite)[0])}: "
+                                 f"the input holds NaN or Inf ({int((~finite).sum())} such rows)")
+        labels = np.asarray(split.labels)
+        if info.num_classes is not None:
+            bad = np.flatnonzero(((labels < 0) | (labels >= info.num_classes)).reshape(len(labels), -1).any(1))
+            if bad.size:
+                raise ValueError(f"{where}, {split_name} split, row {bad[0]}: label "
+                                 f"{np.asarray(labels[bad[0]]).tolist()} is outside 0..{info.num_classes - 1} "
+                                 f"({bad.size} such rows)")
+        elif not np.all(np.isfinite(labels)):
+            row = int(np.flatnonzero(~np.isfinite(labels).reshape(len(labels), -1).all(1))[0])
+            raise ValueError(f"{where}, {split_name} split, row {row}: the target is NaN or Inf")

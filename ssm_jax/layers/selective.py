@@ -105,7 +105,9 @@ class SelectiveSSM(SSMLayer):
     def check_options(cls, o, prefix=""):
         require(o.dt_min <= o.dt_max, prefix + "dt_min",
                 f"and {prefix}dt_max need 0 < dt_min <= dt_max, got {o.dt_min}, {o.dt_max}")
-        require(math.isfinite(o.s_A), prefix + "s_A", f"must be finite, got {o.s_A}")
+        require(math.isfinite(o.s_A) and abs(o.s_A) <= 50, prefix + "s_A",
+                f"must be in [-50, 50] (beyond, exp(s_A) of the bound terms over- or "
+                f"underflows float32; the paper sweeps -0.1..0.1), got {o.s_A}")
 
     # ------------------------------------------------------------------ protocol readers
     @staticmethod

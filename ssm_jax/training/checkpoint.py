@@ -4,9 +4,11 @@
 Each finished checkpoint also gets a manifest (``checkpoints/manifests/<which>-<step>.json``:
 every file with its size). At start-up, :class:`Checkpoints` removes what a killed run can
 leave behind: orbax's temporary directories and step directories that no longer match their
-manifest (orbax's clean-up of old checkpoints, killed half-way). A latest checkpoint that still
-cannot be restored is moved to ``checkpoints/corrupt/`` and the previous one is used, with a
-warning.
+manifest (a save or orbax's clean-up of old checkpoints, killed half-way). A damaged checkpoint
+is never deleted: it is moved to ``checkpoints/corrupt/<which>-<step>`` with a warning naming
+it. A latest checkpoint that cannot be restored is moved there and the previous one is used; a
+best checkpoint that cannot be restored is moved there and the report says so
+(:func:`lost_best_steps`).
 """
 
 from __future__ import annotations
@@ -102,9 +104,24 @@ class Checkpoints:
             if ".orbax-checkpoint-tmp" in name:
                 shutil.rmtree(full, ignore_errors=True)
             elif name.isdigit() and not self._complete(which, int(name)):
-                _warn(f"removing the incomplete checkpoint {full} (an interrupted save or "
-                      "clean-up)")
-                shutil.rmtree(full, ignore_errors=True)
+                target = self.quarantine(which, int(name))
+                _warn(f"the checkpoint {full} differs from its manifest (an interrupted save or "
+                      f"clean-up, or a damaged file); moved it to {target}")
+
+    def quarantine(self, which: str, step: int) -> str:
+        """Move the ``which`` checkpoint of ``step`` (and its manifest) to
+        ``checkpoints/corrupt/<which>-<step>`` (a number is added if that exists); returns the
+        new path. Only process 0 moves."""
+        target = os.path.join(self.root, "corrupt", f"{which}-{step}")
+        if self.primary:
+            n, base = 1, target
+            while os.path.exists(target):
+                n, target = n + 1, f"{base}.{n}"
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.move(os.path.join(self.root, which, str(step)), target)
+            if os.path.exists(self._manifest(which, step)):
+                os.remove(self._manifest(which, step))
+        return target
 
     # ------------------------------------------------------------------ save / restore
 
@@ -155,26 +172,54 @@ class Checkpoints:
                 tree, data = self.restore(step, abstract_state)
                 return step, tree, data
             except Exception as e:  # orbax/tensorstore raise many types for damaged files
-                target = os.path.join(self.root, "corrupt", f"last-{step}")
-                _warn(f"the checkpoint at step {step} cannot be restored ({type(e).__name__}: "
-                      f"{str(e).splitlines()[0][:200] if str(e) else ''}); moved it to {target} "
-                      "and falling back to the previous one")
-                if self.primary:
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    shutil.rmtree(target, ignore_errors=True)
-                    shutil.move(os.path.join(self.root, "last", str(step)), target)
-                    if os.path.exists(self._manifest("last", step)):
-                        os.remove(self._manifest("last", step))
-                if jax.process_count() > 1:
-                    from jax.experimental import multihost_utils
-
-                    multihost_utils.sync_global_devices(f"corrupt checkpoint {step} moved")
-                self.last.reload()
+                target = self._moved("last", step, e)
+                _warn(f"the checkpoint at step {step} cannot be restored ({_reason(e)}); moved "
+                      f"it to {target} and falling back to the previous one")
         return 0, None, None
+
+    def restore_best(self, abstract_state):
+        """``(step, state_tree)`` of the best checkpoint, or ``(None, None)`` when there is none
+        or it cannot be restored (then it is moved to ``checkpoints/corrupt/`` with a warning)."""
+        step = self.best.best_step()
+        if step is None:
+            return None, None
+        try:
+            tree, _ = self.restore(step, abstract_state, which="best")
+            return step, tree
+        except Exception as e:  # a damaged file: CRC-32C mismatch, truncated array, ...
+            target = self._moved("best", step, e)
+            _warn(f"the best-validation checkpoint at step {step} cannot be restored "
+                  f"({_reason(e)}); moved it to {target}")
+            return None, None
+
+    def _moved(self, which: str, step: int, error: Exception) -> str:
+        target = self.quarantine(which, step)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"corrupt checkpoint {which} {step} moved")
+        (self.last if which == "last" else self.best).reload()
+        return target
 
     def close(self):
         self.last.close()
         self.best.close()
+
+
+def _reason(e: Exception) -> str:
+    """``Type: first line`` of an orbax/tensorstore error, at most 160 characters."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text[:160]}" if text else type(e).__name__
+
+
+def lost_best_steps(workdir: str) -> list:
+    """Steps of the best-validation checkpoints of ``workdir`` found damaged and moved to
+    ``checkpoints/corrupt/`` (the report names them: a selection they were part of is lost)."""
+    directory = os.path.join(workdir, "checkpoints", "corrupt")
+    if not os.path.isdir(directory):
+        return []
+    names = [n.split(".")[0][len("best-"):] for n in os.listdir(directory) if n.startswith("best-")]
+    return sorted({int(n) for n in names if n.isdigit()})
 
 
 def checkpoint_steps(workdir: str, which: str = "last") -> list:

@@ -338,7 +338,13 @@ def _parse_value(text: str, current):
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        return text
+        pass
+    body = text.strip()
+    if body[:1] in "[(" and body[-1:] in "])":  # a list of unquoted words: [majority, listops]
+        return [_parse_value(item.strip(), None) for item in body[1:-1].split(",") if item.strip()]
+    if isinstance(current, (list, tuple)):
+        raise ValueError(f"expected a list such as [a, b] or [1, 2], got {text!r}")
+    return text
 
 
 def _is_open(parts) -> bool:
@@ -450,12 +456,16 @@ def _available_memory() -> int:
 
 
 def check_memory(cfg: Config, available: int | None = None) -> None:
-    """ConfigError if the dataset or one training batch cannot fit in memory.
+    """ConfigError if the dataset, one training batch or one evaluation batch cannot fit in
+    memory.
 
     Lower bounds, so that no config that fits is refused: the generated dataset holds
     ``(num_train + num_val + num_test) * L * channels`` float32 values; one training step
-    keeps at least 4 activations of ``batch * L * H`` float32 values per block for the
-    backward pass.
+    keeps at least 4 activations of ``batch * L * W`` float32 values per block for the
+    backward pass, W the widest per-position activation (``d_model``, or a layer's
+    ``dt_rank``, ``d_state`` or ``expand * d_model`` when larger); one evaluation batch holds
+    at least 2 of ``eval_batch * L * W`` (``eval_batch`` at most the validation or test size
+    when the config gives it).
     """
     d = cfg.data
     length = d.get("seq_len") or d.get("max_length")
@@ -469,12 +479,29 @@ def check_memory(cfg: Config, available: int | None = None) -> None:
         raise ConfigError(f"config key 'data.seq_len' = {length}: the {d['name']} dataset "
                           f"needs at least {gb(data_bytes)} of memory, more than the "
                           f"{gb(available)} available; lower data.seq_len or data.num_train")
-    step_bytes = 4 * 4 * cfg.train.batch_size * length * cfg.model.d_model * cfg.model.n_layers
+    # the widest activation per position: the features, or a layer's wider projection
+    widths = {"model.d_model": cfg.model.d_model}
+    for key in ("dt_rank", "d_state", "expand"):
+        value = getattr(cfg.model.ssm, key, None)
+        if isinstance(value, int) and value > 0:
+            widths[f"model.ssm.{key}"] = value * (cfg.model.d_model if key == "expand" else 1)
+    wide_key, width = max(widths.items(), key=lambda kv: kv[1])
+    step_bytes = 4 * 4 * cfg.train.batch_size * length * width * cfg.model.n_layers
     if step_bytes > available:
         raise ConfigError(f"config key 'data.seq_len' = {length}: one training step with "
-                          f"train.batch_size = {cfg.train.batch_size} needs at least "
-                          f"{gb(step_bytes)} of memory, more than the {gb(available)} "
-                          "available; lower data.seq_len or train.batch_size")
+                          f"train.batch_size = {cfg.train.batch_size} and {wide_key} = {width} "
+                          f"needs at least {gb(step_bytes)} of memory, more than the "
+                          f"{gb(available)} available; lower data.seq_len, train.batch_size or "
+                          f"{wide_key}")
+    # evaluation runs batches of eval_batch_size (at most the size of the split), forward only
+    sizes = [d[k] for k in ("num_val", "num_test") if isinstance(d.get(k), int) and d[k] > 0]
+    eval_rows = min(cfg.train.eval_batch_size, max(sizes)) if sizes else cfg.train.eval_batch_size
+    eval_bytes = 2 * 4 * eval_rows * length * width
+    if eval_bytes > available:
+        raise ConfigError(f"config key 'train.eval_batch_size' = {cfg.train.eval_batch_size}: one "
+                          f"evaluation batch of {eval_rows} sequences of length {length} needs at "
+                          f"least {gb(eval_bytes)} of memory, more than the {gb(available)} "
+                          "available; lower train.eval_batch_size")
 
 
 def config_digest(cfg) -> str:

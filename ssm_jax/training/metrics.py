@@ -104,6 +104,8 @@ def plot_metrics(workdir: str, out: str | None = None) -> str:
     rows = read_metrics(path)
     if not rows:
         raise ValueError(f"{path} has no metric rows yet; nothing to plot")
+    if not any(math.isfinite(r["value"]) for r in rows):
+        raise ValueError(f"{path}: every value is NaN or Inf; nothing to plot")
     names = [m for m in ("loss", "accuracy", "task_loss", "reg") if any(r["metric"] == m for r in rows)]
     names = names or sorted({r["metric"] for r in rows})[:4]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
@@ -120,6 +122,10 @@ def plot_metrics(workdir: str, out: str | None = None) -> str:
         ax.legend()
     fig.tight_layout()
     out = out or os.path.join(workdir, "learning_curves.png")
+    if os.path.isdir(out):  # a folder: the default file name inside it
+        out = os.path.join(out, "learning_curves.png")
+    elif not os.path.splitext(out)[1]:  # matplotlib would add .png: say the name it writes
+        out += ".png"
     try:
         fig.savefig(out, dpi=120)
     except (OSError, ValueError) as e:  # a missing directory, no permission, an unknown format

@@ -42,7 +42,7 @@ from ssm_jax.data.registry import DatasetInfo
 from ssm_jax.files import write_json_atomic
 from ssm_jax.layers import find_layers
 from ssm_jax.models import RetrievalModel, SequenceModel
-from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_variables
+from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_variables, lost_best_steps
 from ssm_jax.training.config import Config, ModelOptions, config_digest, parse_config, save_config
 from ssm_jax.training.extensions import build_extensions, padded
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
@@ -268,6 +268,7 @@ def evaluate(eval_step, state, split, batch_size, dp: DataParallel | None) -> di
     ``eval_step(state, batch)`` returns summed metrics with ``count``; ``dp`` shards the
     batches (None: plain arrays).
     """
+    batch_size = min(batch_size, len(split))  # never pad a small split up to a huge batch
     if dp is not None:
         batch_size = -(-batch_size // dp.num_devices) * dp.num_devices
     put = dp.put_batch if dp is not None else (lambda b: b)
@@ -288,10 +289,10 @@ def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps
     """Test metrics at the best-validation checkpoint (the last step when the validation split
     is empty); writes report.json (with ``extra`` entries added) and the PNG curves."""
     num_steps = cfg.train.num_steps if num_steps is None else num_steps
-    best = ckpt.best_step() if len(ds.validation) else None
+    best, tree = ckpt.restore_best(state_tree(state)) if len(ds.validation) else (None, None)
     if best is not None:
-        tree, _ = ckpt.restore(best, state_tree(state), which="best")
         state = dp.replicate(state.replace(**tree))
+    lost = lost_best_steps(workdir) if len(ds.validation) else []
     bs = cfg.train.eval_batch_size
     val = evaluate(eval_step, state, ds.validation, bs, dp)
     test = evaluate(eval_step, state, ds.test, bs, dp)
@@ -300,12 +301,21 @@ def final_report(cfg: Config, workdir, state, ckpt, eval_step, ds, dp, num_steps
               "validation": val, "test": test, "num_steps": num_steps,
               "dataset": ds.info.name,
               "selection": "validation" if best is not None else "last", **extra}
+    if lost:  # a damaged best checkpoint was moved aside: the selection is not the original one
+        report["best_checkpoints_lost"] = lost
+        report["note"] = (f"best checkpoint lost (step {', '.join(map(str, lost))}, moved to "
+                          "checkpoints/corrupt/), " + (
+                              "reporting the last step" if best is None else
+                              f"reporting the best of the remaining evaluations (step {best})"))
     if is_primary():
         write_json_atomic(os.path.join(workdir, "report.json"), report)
         plot_metrics(workdir)
     metric = "accuracy" if "accuracy" in test else "loss"
     if quiet:
         pass
+    elif lost:
+        print(f"{report['note']}: test {metric} {test.get(metric, float('nan')):.4f} at step "
+              f"{report['best_step']}")
     elif val:
         print(f"test {metric} at the best-validation checkpoint (step {report['best_step']}): "
               f"{test[metric]:.4f} (validation {metric} {val[metric]:.4f})")
@@ -325,6 +335,10 @@ def _kept(last_good_step) -> str:
 
 
 def _stop(message: str, step: int):
+    if step == 1:  # the initial model itself overflows: say where to look
+        message += ("; at the first step, so the initial model already overflows float32: "
+                    "lower the scale of its init or inputs (e.g. model.ssm.s_A > 0 over a long "
+                    "sequence, model.init_std, the data's level or std)")
     err = NonFiniteError(message)
     err.step = step
     raise err

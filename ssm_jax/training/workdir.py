@@ -9,7 +9,8 @@
 * :func:`check_resume`: ``workdir/checkpoints/config.json`` is the config the checkpoints were
   written with. A resumed run whose model, data, optimizer or schedule differ is refused with
   the differing keys; changes to logging, evaluation and checkpoint cadence are applied and
-  reported.
+  reported. Checkpoints without that file are refused (:func:`check_fingerprint`) unless the
+  old run is moved aside (:func:`move_aside`, ``ssm-jax train --restart``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,33 @@ def written_config(workdir: str):
     return None
 
 
+def move_aside(workdir: str) -> str | None:
+    """``--restart``: rename an existing, non-empty ``workdir`` to ``<workdir>.old-<n>`` (the
+    first free n) so a new run starts there and nothing of the old one is lost; returns the new
+    name (None if there was nothing to move). Refused while another run holds the workdir."""
+    path = os.path.abspath(workdir)
+    if not os.path.isdir(path) or not os.listdir(path):
+        return None
+    with WorkdirLock(path):  # fails at once if a run is using it
+        pass
+    n = 1
+    while os.path.exists(f"{path}.old-{n}"):
+        n += 1
+    os.rename(path, f"{path}.old-{n}")
+    return f"{path}.old-{n}"
+
+
+def check_fingerprint(workdir: str) -> None:
+    """Refuse a workdir that holds checkpoints but not the config they were written with
+    (``checkpoints/config.json``): nothing can tell whether resuming them is right, and a
+    restart over them would lose them."""
+    if not os.path.exists(os.path.join(workdir, FINGERPRINT)):
+        raise WorkdirError(f"workdir {workdir!r} holds checkpoints but not {FINGERPRINT} (the "
+                           "config they were written with), so they cannot be resumed safely; "
+                           "restore that file, or pass --restart to move the old run aside "
+                           "and start over")
+
+
 def resume_conflicts(workdir: str, cfg: Config) -> tuple:
     """The resume policy: ``(refused, allowed)`` lists of ``(key, old, new)`` between the config
     ``workdir`` was written with and ``cfg``. Refused: anything but logging, evaluation and
@@ -122,6 +150,7 @@ def check_resume(workdir: str, cfg: Config, *, report=print) -> None:
     Raises:
       ConfigError naming every differing key that a resume cannot change.
     """
+    check_fingerprint(workdir)
     refused, allowed = resume_conflicts(workdir, cfg)
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in refused[:6])

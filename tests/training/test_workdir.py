@@ -114,7 +114,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(smoke_run, tmp
     assert newest in step_dirs(last)  # trained again up to the end
 
 
-def test_half_deleted_old_checkpoint_is_removed_at_the_next_start(smoke_run, tmp_path):
+def test_half_deleted_old_checkpoint_is_moved_aside_at_the_next_start(smoke_run, tmp_path):
     workdir = copy_run(smoke_run, tmp_path)
     last = workdir / "checkpoints" / "last"
     oldest = min(step_dirs(last))
@@ -123,8 +123,9 @@ def test_half_deleted_old_checkpoint_is_removed_at_the_next_start(smoke_run, tmp
         path.unlink()  # a clean-up killed half-way
     proc = run_cli(train_args(workdir, *FAST), timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert f"removing the incomplete checkpoint {last / str(oldest)}" in proc.stderr
+    assert f"the checkpoint {last / str(oldest)} differs from its manifest" in proc.stderr
     assert oldest not in step_dirs(last)
+    assert (workdir / "checkpoints" / "corrupt" / f"last-{oldest}").is_dir()  # never deleted
 
 
 def test_unusable_workdirs(tmp_path):
