@@ -7,6 +7,9 @@ bar with an ETA over the whole plan, and writes ``DIR/REPORT.md``: per paper, th
 figures. The report is rebuilt from every ``claims.json`` under ``DIR``, so running the papers
 one at a time adds to it.
 
+With ``--launcher submitit`` (:func:`on_cluster`) the units of the plan are sent as jobs of a
+SLURM array instead (:mod:`ssm_jax.experiments.launcher`).
+
 Experiments are found, not listed: every module of ``experiments/paper<N>/`` that defines
 ``PAPER`` and ``claims`` (see :mod:`ssm_jax.experiments.runner`).
 """
@@ -66,16 +69,16 @@ def _papers(papers) -> list:
     return out
 
 
-def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
-              only: str | None = None, overrides=()) -> str:
-    """Run the plan and write ``workdir/REPORT.md``; returns its path.
+def plan_of(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
+            only: str | None = None, overrides=()) -> tuple:
+    """``(plan, units)``: the experiments to run (``[(paper, module, exp, directory)]``) and
+    the units of work of each, after every check that can fail (scale of the workdir, configs,
+    overrides, data, run directories), before any compute; records the scale in ``plan.json``.
 
     ``overrides`` (``KEY=VALUE``, as ``--config.KEY=VALUE``) apply to every experiment of the
     plan whose config has the key (:func:`~ssm_jax.experiments.config.applicable`); one that
-    no experiment has is an error, before any compute.
+    no experiment has is an error.
     """
-    from tqdm import tqdm
-
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; valid names: {', '.join(SCALES)}")
     check_scale(workdir, scale)
@@ -101,10 +104,19 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
     if unused:
         raise ValueError(f"override --config.{unused[0]} matches no key of any experiment in "
                          f"the plan ({', '.join(runner.module_name(m) for _, m, _, _ in plan)})")
-    # every check that can fail (configs, data, run directories) before any compute
     units = [module.prepare(exp, directory) for _, module, exp, directory in plan]
     os.makedirs(workdir, exist_ok=True)
     write_json_atomic(os.path.join(workdir, PLAN_FILE), {"scale": scale})
+    return plan, units
+
+
+def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
+              only: str | None = None, overrides=()) -> str:
+    """Run the plan (:func:`plan_of`) in this process and write ``workdir/REPORT.md``; returns
+    its path."""
+    from tqdm import tqdm
+
+    plan, units = plan_of(papers, scale, workdir, only, overrides)
     bar = tqdm(total=sum(len(u) for u in units), desc=f"reproduce ({scale})", unit="unit",
                dynamic_ncols=True, file=sys.stderr)
     start = time.perf_counter()
@@ -114,6 +126,29 @@ def reproduce(papers="all", scale: str = "quick", workdir: str = "results/reprod
         write_report(workdir)
     bar.close()
     return write_report(workdir, elapsed=time.perf_counter() - start)
+
+
+def on_cluster(papers="all", scale: str = "quick", workdir: str = "results/reproduce",
+               only: str | None = None, overrides=(), *, send: bool = True,
+               gather: bool = False) -> str:
+    """``reproduce --launcher submitit`` (``send``) or ``--status`` (not ``send``): find every
+    unit of the plan, submit the new and failed ones as one job array
+    (:mod:`~ssm_jax.experiments.launcher`), and write REPORT.md once every experiment has
+    finished (``gather``: from what has, naming the rest). Returns what to print."""
+    from ssm_jax.experiments import launcher
+
+    options, overrides = launcher.parse_options(overrides)
+    plan, _ = plan_of(papers, scale, workdir, only, overrides)
+    rows, jobs = launcher.launch(plan, workdir, options, send=send)
+    text = launcher.summary(rows, jobs, launcher.folder_of(options, workdir))
+    unfinished = sorted({name for name, unit, _ in rows if unit is not None})
+    if not unfinished:
+        return text + f"\nevery unit has finished: wrote {write_report(workdir)}"
+    if gather:
+        return text + f"\nwrote {write_report(workdir, missing=unfinished)} (not finished: " \
+                      f"{', '.join(unfinished)})"
+    return text + ("\nrerun the same command when the jobs have finished (it resubmits failed "
+                   "units and writes REPORT.md); progress: the same command with --status")
 
 
 PLAN_FILE = "plan.json"
@@ -137,8 +172,9 @@ def check_scale(workdir: str, scale: str) -> None:
                          f"--scale {scale} needs another --workdir")
 
 
-def write_report(workdir: str, elapsed: float | None = None) -> str:
-    """``workdir/REPORT.md`` from every ``paper<N>/<experiment>/claims.json`` under it."""
+def write_report(workdir: str, elapsed: float | None = None, missing=()) -> str:
+    """``workdir/REPORT.md`` from every ``paper<N>/<experiment>/claims.json`` under it;
+    ``missing``: experiments of the plan that have not finished (listed in the report)."""
     import jax
 
     sections = ["# Reproduction report",
@@ -171,7 +207,9 @@ def write_report(workdir: str, elapsed: float | None = None) -> str:
             links = ", ".join(f"[{e}]({rel}/{e})" for e in evidence) or "-"
             sections.append(f"### {name} (scale `{scale}`)\n\n{claims_table(claims)}\n\n"
                             f"Tables and figures: {links}.")
-    sections.insert(summary, f"**Summary:** {verdict_counts(every)}.")
+    partial = (f" **Partial:** {len(missing)} experiment(s) of the plan have not finished: "
+               f"{', '.join(missing)} (their claims are not in this report)." if missing else "")
+    sections.insert(summary, f"**Summary:** {verdict_counts(every)}.{partial}")
     path = os.path.join(workdir, "REPORT.md")
     os.makedirs(workdir, exist_ok=True)
     with open(path + ".tmp", "w") as f:

@@ -135,22 +135,88 @@ def run_sweep(runs, directory: str, evaluate=None, desc: str = "runs", bar=None,
     return rows
 
 
-def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members, member_keys) -> list:
-    from ssm_jax.training.loop import train_and_evaluate
-    from ssm_jax.training.vectorized import train_members
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Runs trained together: one vmapped program (``vectorize``), or one run alone. The unit
+    of work of a sweep, and one job of a cluster plan (:mod:`ssm_jax.experiments.launcher`)."""
 
+    cfgs: tuple
+    workdirs: tuple
+    vectorize: bool
+
+    @property
+    def label(self) -> str:
+        more = f" +{len(self.workdirs) - 1} vectorized" if len(self.workdirs) > 1 else ""
+        return os.path.basename(self.workdirs[0]) + more
+
+    def done(self) -> bool:
+        return all(os.path.exists(os.path.join(w, "report.json")) for w in self.workdirs)
+
+    def train(self) -> None:
+        """Train (or resume) the runs; the trainer's messages go to the first run's train.log."""
+        from ssm_jax.training.loop import train_and_evaluate
+        from ssm_jax.training.vectorized import train_members
+
+        os.makedirs(self.workdirs[0], exist_ok=True)
+        with open(os.path.join(self.workdirs[0], "train.log"), "a") as log, contextlib.redirect_stdout(log):
+            if self.vectorize:
+                train_members(list(self.cfgs), list(self.workdirs))
+            else:
+                train_and_evaluate(self.cfgs[0], self.workdirs[0])
+
+
+class Pending(Exception):
+    """Raised by a sweep under :func:`dispatching` instead of training: ``groups``, the
+    :class:`Group` s it would train now."""
+
+    def __init__(self, groups):
+        super().__init__(f"{len(groups)} group(s) of runs to train")
+        self.groups = groups
+
+
+_DISPATCHING = []
+
+
+@contextlib.contextmanager
+def dispatching():
+    """Within it, a sweep with runs to train raises :class:`Pending` with its groups instead
+    of training them (a launcher sends them as jobs); a sweep whose runs are all finished
+    reads them as usual."""
+    _DISPATCHING.append(True)
+    try:
+        yield
+    finally:
+        _DISPATCHING.pop()
+
+
+def for_each(items, fn) -> list:
+    """``[fn(item) for item in items]`` for independent sweeps; under :func:`dispatching`, the
+    pending groups of every item are collected before one :class:`Pending` is raised, so a
+    launcher finds all of them at once."""
+    out, pending = [], []
+    for item in items:
+        try:
+            out.append(fn(item))
+        except Pending as p:
+            if not _DISPATCHING:
+                raise
+            pending += p.groups
+    if pending:
+        raise Pending(pending)
+    return out
+
+
+def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members, member_keys) -> list:
     check_runs(runs, directory)
     workdir_of = lambda run: os.path.join(directory, "runs", run.run_id)
     todo = [r for r in runs if not os.path.exists(os.path.join(workdir_of(r), "report.json"))]
-    for group in (vector_groups(todo, max_members, member_keys) if vectorize else [[r] for r in todo]):
-        dirs = [workdir_of(r) for r in group]
-        bar.set_postfix_str(group[0].run_id + (f" +{len(group) - 1} vectorized" if len(group) > 1 else ""))
-        os.makedirs(dirs[0], exist_ok=True)
-        with open(os.path.join(dirs[0], "train.log"), "a") as log, contextlib.redirect_stdout(log):
-            if vectorize:
-                train_members([r.cfg for r in group], dirs)
-            else:
-                train_and_evaluate(group[0].cfg, dirs[0])
+    groups = [Group(tuple(r.cfg for r in g), tuple(workdir_of(r) for r in g), vectorize)
+              for g in (vector_groups(todo, max_members, member_keys) if vectorize else [[r] for r in todo])]
+    if groups and _DISPATCHING:
+        raise Pending(groups)
+    for group in groups:
+        bar.set_postfix_str(group.label)
+        group.train()
     trained = {r.run_id for r in todo}
     rows = []
     for run in runs:

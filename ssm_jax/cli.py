@@ -133,9 +133,17 @@ def _options(args, overrides):
 
 
 def _reproduce(args, overrides):
-    from ssm_jax.experiments.reproduce import reproduce
+    from ssm_jax.experiments.reproduce import on_cluster, reproduce
 
     try:
+        if args.launcher == "submitit" or args.status or args.gather:
+            print(on_cluster(papers=args.paper, scale=args.scale, workdir=args.workdir,
+                             only=args.only, overrides=overrides,
+                             send=args.launcher == "submitit" and not args.status,
+                             gather=args.gather))
+            return 0
+        if any(item.startswith("launcher.") for item in overrides):
+            raise ValueError("--config.launcher.* keys need --launcher submitit")
         path = reproduce(papers=args.paper, scale=args.scale, workdir=args.workdir,
                          only=args.only, overrides=overrides)
     except KeyboardInterrupt:
@@ -205,8 +213,19 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="results/reproduce",
                    help="results and REPORT.md (default %(default)s)")
     p.add_argument("--only", default=None, help="comma-separated experiment names")
+    p.add_argument("--launcher", default="local", choices=["local", "submitit"],
+                   help="local: run the plan in this process; submitit: send each unit (a "
+                        "group of runs, or an experiment) as a job of a SLURM array and return "
+                        "(keys --config.launcher.*; rerun to gather)")
+    p.add_argument("--status", action="store_true",
+                   help="print the units of the plan by state (done, running, failed, new); "
+                        "submit nothing")
+    p.add_argument("--gather", action="store_true",
+                   help="write REPORT.md from the experiments that have finished, naming the rest")
     p.epilog = ("--config.KEY=VALUE applies to every experiment of the plan whose config has "
-                "KEY (e.g. --config.train.num_steps=10, --config.experiment.num_seeds=2)")
+                "KEY (e.g. --config.train.num_steps=10, --config.experiment.num_seeds=2); "
+                "--config.launcher.KEY=VALUE sets the cluster options (partition, gpus_per_job, "
+                "cpus_per_job, mem_gb, timeout_min, array_parallelism, sbatch, cluster, folder)")
     p.set_defaults(func=_reproduce)
     args = parser.parse_args(argv)
     if overrides and args.command not in ("train", "reproduce"):

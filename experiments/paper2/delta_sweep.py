@@ -51,6 +51,7 @@ from ssm_jax.options import option
 PAPER = 2
 NAME = "delta_sweep"
 ORDER = 5
+CLUSTER = "experiment"  # trains in memory (members.py): the whole experiment is one cluster job
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,6 +65,7 @@ from ssm_jax.options import option, require
 PAPER = 2
 NAME = "smnist"
 ORDER = 4
+CLUSTER = "experiment"  # trains in memory (members.py): the whole experiment is one cluster job
 VARIANTS = ("sequential", "decorrelated", "whitened")
 
 

@@ -160,12 +160,13 @@ def checked_groups(groups, directory: str) -> list:
 def train_groups(groups, directory: str, bar, label) -> list:
     """Train each group (:func:`train_group`), advancing ``bar`` by one per group with
     ``label(group)`` shown; returns all rows."""
-    rows = []
-    for g in groups:
+    def one(g):
         bar.set_postfix_str(label(g))
-        rows += train_group(g, directory)
+        rows = train_group(g, directory)
         bar.update(1)
-    return rows
+        return rows
+
+    return [row for rows in sweeps.for_each(groups, one) for row in rows]
 
 
 def _with_curves(row, cfg, directory: str, **extra) -> dict:

@@ -108,12 +108,15 @@ def execute(exp, directory, todo, bar) -> dict:
     e = exp.settings
     start = time.perf_counter()
     seeds = list(range(e.first_seed, e.first_seed + e.num_seeds))
-    rows = []
-    for task, T in todo:
+    def cell(item):
+        task, T = item
         bar.set_postfix_str(f"{task} T={T}")
-        rows += common.train_with_retries(lambda s: member(exp, task, T, s), seeds, directory,
-                                          e.max_retries)
+        rows = common.train_with_retries(lambda s: member(exp, task, T, s), seeds, directory,
+                                         e.max_retries)
         bar.update(1)
+        return rows
+
+    rows = [row for rows in sweeps.for_each(todo, cell) for row in rows]
     flat = []
     for r in rows:
         rep = r["report"]

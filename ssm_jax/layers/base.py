@@ -110,6 +110,7 @@ def register_layer(name: str) -> Callable[[type], type]:
                              f"{existing.__qualname__})")
         cls.layer_name = name
         cls.Options = _options_class(cls)
+        cls.Options.__qualname__ = f"{cls.__qualname__}.Options"  # pickled by reference
         LAYERS[name] = cls
         return cls
 
