@@ -26,11 +26,12 @@ writes and reads six ``(K, d, N)`` arrays (a, the input term, x, G, the shifted 
 ``6 L d N`` in all.
 
 The paper's PyTorch layer: when ``torch`` is importable, ``torch_paper_layer`` below (written
-here from the digest's description of the authors' code: Abar and BU materialized for all
-steps, then a Python loop over time, x_t = Abar_t * x_{t-1} + BU_t, y_t = x_t C_t) is timed in
-this process at the first case's size with ``torch.set_num_threads`` = the JAX CPU count, in
-alternating rounds with the layer's kernel defaults, and the speed-ups are the ratios of the
-minima. Without torch, the numbers measured elsewhere on a 2-core CPU (forward 0.040 s,
+here after the authors' ``models/selective_ssm.py``; the model is in
+``docs/theory.md#paper-3-the-selective-model``: Abar and BU materialized for all steps, then a
+Python loop over time, x_t = Abar_t * x_{t-1} + BU_t, y_t = x_t C_t) is timed in this process
+at the first case's size with ``torch.set_num_threads`` = the JAX CPU count, in alternating
+rounds with the layer's kernel defaults, and the speed-ups are the ratios of the minima.
+Without torch, the numbers measured elsewhere on a 2-core CPU (forward 0.040 s,
 forward+backward 0.555 s; issue 9) are printed instead, marked as such.
 
 Usage: python benchmarks/selective.py [--quick] [--repeats 3]

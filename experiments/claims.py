@@ -14,7 +14,7 @@ from ssm_jax.files import write_json_atomic
 # we do not have) is never called reproduced: it is "consistent" with our reconstruction.
 CONSISTENT = "consistent (reconstruction check)"
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", CONSISTENT)
-NO_NUMBER = "no number"  # the paper (or its digest) gives no value for this claim
+NO_NUMBER = "no number"  # the paper (or docs/theory.md) gives no value for this claim
 # a value we derived (a reconstruction of a paper whose full text we do not have), not printed
 # in a paper: never shown as the paper's number
 RECONSTRUCTION = "no number (reconstruction)"
@@ -79,10 +79,10 @@ def effect_verdict(low: float, high: float, margin: float, eq_low: float | None 
 
 
 def reconstruction_check(verdict: str) -> str:
-    """The verdict of a test that checks our own reconstruction (a derivation of the digest, or
-    what the implementation can see), not a claim the paper's text makes: a pass is
-    :data:`CONSISTENT`, never "reproduced"; a failure stays "not reproduced" (our code and our
-    reconstruction disagree) and inconclusive stays inconclusive."""
+    """The verdict of a test that checks our own reconstruction (a formula tagged reconstructed in
+    ``docs/theory.md``, or what the implementation can see), not a claim the paper's text
+    makes: a pass is :data:`CONSISTENT`, never "reproduced"; a failure stays "not reproduced"
+    (our code and our reconstruction disagree) and inconclusive stays inconclusive."""
     return CONSISTENT if verdict == "reproduced" else verdict
 
 

@@ -32,9 +32,10 @@ assumed for LRA.
 
 Normalization of lambda: the regularizer is ``lambda * sum over layers of the mean over
 channels of tau`` (``bound.channel_reduce = "mean"``), i.e. ``(lambda / H) * sum over layers
-and channels`` with H = ``model.d_model``; the digest's (9) sums over channels, where the same
-lambda weighs each layer's mean tau by ``lambda * H`` (32 x lambda for the UCR and digits
-tasks). The table reports lambda and lambda * H.
+and channels`` with H = ``model.d_model``; the reconstructed (9)
+(``docs/theory.md#paper-1-the-regularizer-9``) sums over channels, where the same lambda weighs
+each layer's mean tau by ``lambda * H`` (32 x lambda for the UCR and digits tasks). The table
+reports lambda and lambda * H.
 
 The rule (8) and the regularizer (9) use ``bound.readout = "auto"``: for these mean-pooled
 models the final-time output at every SSM layer but the top one and the time mean at the top

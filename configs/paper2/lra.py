@@ -1,4 +1,5 @@
-"""Paper 2 on Long Range Arena: the S4D recipe with only the init changed (the digest's E5).
+"""Paper 2 on Long Range Arena: the S4D recipe with only the init changed
+(``docs/theory.md#paper-2-the-proposed-initialization``).
 
     ssm-jax train --config configs/paper2/lra.py:<task>[_baseline] --workdir DIR
 

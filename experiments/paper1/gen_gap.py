@@ -58,12 +58,12 @@ Claims (levels, margins and sweeps are ``experiment`` config keys; the rule text
    them. ``n`` is not a default factor: the bound carries n outside tau (the 1/sqrt(n)
    factor), so the gap's fall with n is claim 4's, not tau's; its Kendall is still reported
    in ``correlation.csv``.
-4. *The gap decreases with n (about n^-1/2)*: the direction from Kendall's tau between n and
-   minus the gap within (process, seed) blocks (exact null); the exponent (slope of log gap on
-   log n per block, t-interval over blocks) reported beside it. The -1/2 rate is that of an
-   upper bound (paper1.md §3.1, known from a summary of the theorem), not a prediction of the
-   gap itself, so it is reported, not judged. A block with a gap <= 0 has no exponent (it is
-   left out and counted).
+4. *The gap decreases with n (about n^-1/2)*: the direction from Kendall's tau between n and minus
+   the gap within (process, seed) blocks (exact null); the exponent (slope of log gap on log n
+   per block, t-interval over blocks) reported beside it. The -1/2 rate is that of an upper
+   bound (``docs/theory.md#paper-1-the-bound``, known from a summary of the theorem), not a
+   prediction of the gap itself, so it is reported, not judged. A block with a gap <= 0 has no
+   exponent (it is left out and counted).
 5. *The gap grows at most logarithmically with L* (the bound has T only inside
    log^{3/2}(Tn/delta)): the exponent b of the gap in L (slope of log gap on log L per
    (process, seed); a gap <= 0 leaves the block out, counted in the claim) must stay below

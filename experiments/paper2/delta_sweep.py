@@ -4,12 +4,13 @@ lengths L, and the exponent of the best Delta in L against the predicted one.
     python -m ssm_jax.experiments.paper2.delta_sweep --config configs/paper2/delta_sweep.py[:SCALE]
 
 Paper 2 (Result 1) ties the timescale to the length through the input autocorrelation; our
-reconstruction of its rule is ``Delta = kappa / sqrt(L lambda_max(E[x x^T]))`` (paper2.md §3,
-[inferred]): with Re = 0 and white input (``lambda_max = 1``) the admissible Delta falls like
-``L^-1/2``. That exponent is our derivation, not a number printed in the paper (its column says
-so). This experiment asks whether *training* agrees: on a task whose autocorrelation is known
-(white noise, config ``configs/paper2/delta_sweep.py``) and whose target does not change with
-L, it trains one model per (L, Delta, seed) and finds the best initial Delta per L and seed.
+reconstruction of its rule is ``Delta = kappa / sqrt(L lambda_max(E[x x^T]))``
+(``docs/theory.md#paper-2-the-timescale-rule``): with Re = 0 and white input
+(``lambda_max = 1``) the admissible Delta falls like ``L^-1/2``. That exponent is our
+derivation, not a number printed in the paper (its column says so). This experiment asks
+whether *training* agrees: on a task whose autocorrelation is known (white noise, config
+``configs/paper2/delta_sweep.py``) and whose target does not change with L, it trains one model
+per (L, Delta, seed) and finds the best initial Delta per L and seed.
 
 Sweep: for each L of ``lengths`` and real part of ``real_parts`` (Re at init; 0 is kept <= 0
 by clipping, a negative one trains freely), every Delta of ``deltas`` (all step sizes of the

@@ -22,7 +22,8 @@ Claims: every number is an exact expectation, so the spread a verdict needs is t
 input patterns: each claim takes one value per input family and decides with the percentile
 bootstrap interval (over families) of their median, never with a point or an any/all rule
 (the one exception: a family above the E[y^2] bound is a counterexample to the bound). All
-three check our own derivations (digest Sec. 3), so they are reconstruction checks.
+three check our own derivations (``docs/theory.md#paper-2-the-timescale-rule``), so they are
+reconstruction checks.
 """
 
 from __future__ import annotations
@@ -187,7 +188,8 @@ def execute(exp, directory, lengths, bar) -> dict:
         f"vs Delta = {e.kappa:g} / sqrt(L lam_max).",
         "## Fitted exponents",
         "slope_*: d log E[y_L^2] / d log L over all L, top_*: over the two largest L; delta_exponent: d log Delta_auto / d log L over all L "
-        "(top: the two largest L); predicted: the digest's exponent.",
+        "(top: the two largest L); predicted: the reconstructed exponent "
+        "(docs/theory.md#paper-2-the-timescale-rule).",
         tables.markdown_table(fit, fcols),
         "## Values",
         tables.markdown_table(rows, cols),
@@ -234,7 +236,8 @@ def claims(exp, summary) -> list:
             ours=f"median growth ratio (logU / rule) over L = {Lr}: x{10 ** med:.3g} "
                  f"[x{10 ** low:.3g}, x{10 ** high:.3g}] over {len(zero)} families; " + ours,
             verdict=reconstruction_check(verdict),
-            rule="reconstruction check (the bound is our derivation, digest Sec. 3; exact "
+            rule="reconstruction check (the bound is our derivation, "
+                 "docs/theory.md#paper-2-the-timescale-rule; exact "
                  "expectations): not reproduced if E[y^2] with the rule exceeds the "
                  "L-independent bound lam L Delta^2 E(sum|c|)^2 for any family and L (a "
                  f"counterexample); else the {level} of the median ratio of the growth over the "
@@ -256,8 +259,9 @@ def claims(exp, summary) -> list:
                  + "; ".join(f"{r['family']} Re={r['real_part']:g}: logU slope (top) "
                              f"{r['top_Ey2_loguniform']:+.3f}" for r in neg),
             verdict=reconstruction_check(verdict),
-            rule="reconstruction check (L-independence for Re < 0 is our derivation, digest Sec. "
-                 f"3 (b); exact expectations): {level} (white and AR(1) inputs) of the median "
+            rule="reconstruction check (L-independence for Re < 0 is our derivation, "
+                 "docs/theory.md#paper-2-zero-real-parts; exact expectations): "
+                 f"{level} (white and AR(1) inputs) of the median "
                  "|slope of log E[y^2] on log L| (log-uniform Delta, two largest L) below "
                  f"{tol:g} = consistent, above = not reproduced, else inconclusive",
             evidence=("exponents.csv",)))

@@ -2,7 +2,7 @@
 ``ssm_jax.configs.paper3.tasks``):
 ListOps files per length, vectorized groups of runs (seeds or s_A values of one length train
 together), the paper's seed-retry protocol, per-epoch curves from metrics.csv, and the
-numbers of the authors' released logs (digest sections 5.1-5.4)."""
+numbers of the authors' released logs (``docs/theory.md#paper-3-reference-numbers``)."""
 
 from __future__ import annotations
 
@@ -340,7 +340,8 @@ def succeeded(row, loss_threshold: float) -> bool:
 
 # ---------------------------------------------------------------------------- released numbers
 
-# Digest 5.1: Experiment 1 (s_A = 0.1), seed 0: T -> (epoch-1 loss, epoch-10 loss, final s_A).
+# Authors' logs, Experiment 1 (s_A = 0.1), seed 0 (docs/theory.md#paper-3-reference-numbers):
+# T -> (epoch-1 loss, epoch-10 loss, final s_A).
 PAPER_EXP1 = {
     "majority": {50: (3.3e6, 0.110, -0.006), 100: (2.3e12, 0.089, 0.0002),
                  150: (1.8e22, 4.5e22, 0.160), 200: (3.3e21, 1.0e18, 0.123),
@@ -350,7 +351,8 @@ PAPER_EXP1 = {
                 500: (2.0e25, 1.0e19, 0.133), 600: (1.1e30, 2.271, -0.071)},
 }
 
-# Digest 5.3: Experiment 2 (s_A = 0), mean over 5 runs.
+# Authors' CSVs, Experiment 2 (s_A = 0), mean over 5 runs
+# (docs/theory.md#paper-3-reference-numbers).
 _MAJ_T = list(range(25, 401, 25))
 PAPER_EXP2 = {
     "majority": dict(
@@ -365,7 +367,8 @@ PAPER_EXP2 = {
         test=[.1578, .1638, .1488, .1662, .1528, .1638, .1468, .1666, .1694, .1498]),
 }
 
-# Digest 5.4: s_A sweep, s_A init -> (final s_A, final loss).
+# Authors' logs, s_A sweep (docs/theory.md#paper-3-reference-numbers):
+# s_A init -> (final s_A, final loss).
 PAPER_SWEEP = {
     "majority": {-0.1: (0.002, 0.090), -0.08: (-0.074, 0.525), -0.06: (-0.004, 0.576),
                  -0.04: (0.026, 0.097), -0.02: (0.044, 0.065), 0.0: (0.022, 0.074),

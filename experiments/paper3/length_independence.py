@@ -179,7 +179,7 @@ def write(exp, directory, flat, table, trends, rows, elapsed):
         f"Mean ± std over the successful seeds (first seed {e.first_seed}); accuracy on the "
         "full train and test splits at the last epoch (no validation split). "
         f"{base.train.num_epochs} epochs for {e.tasks[0]}. Paper columns: the authors' released "
-        "means (digest 5.3). 'failed seeds': runs that failed in epoch 1 (the recipe's train.failure rule), replaced by the next seed.",
+        "means (docs/theory.md#paper-3-reference-numbers). 'failed seeds': runs that failed in epoch 1 (the recipe's train.failure rule), replaced by the next seed.",
         tables.markdown_table(md, ["task", "T", "runs", "train", "test", "gap", "sA",
                                    "paper_train", "paper_test", "paper_gap", "failed"],
                               ["task", "T", "runs", "train acc", "test acc", "gap",

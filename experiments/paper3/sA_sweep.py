@@ -106,7 +106,7 @@ def execute(exp, directory, gs, bar) -> dict:
         f"init draw (majority data seed: {e.data_seed}; read-out: {e.readout}); "
         f"exploded: epoch-1 loss > {e.explode_threshold:g} or not finite; success: last loss < "
         f"{e.loss_threshold:g}. Paper columns: final s_A and loss of the authors' released logs "
-        "(digest 5.4; ListOps loss not listed there).",
+        "(docs/theory.md#paper-3-reference-numbers; ListOps loss not listed there).",
         "## Per initial s_A, over seeds", common.ONE_DRAW,
         tables.markdown_table(per_sA, scols, ["task", "s_A init"] + common.SEED_SUMMARY_HEADERS
                               + ["paper final s_A (one draw)", "paper last loss (one draw)"]),

@@ -13,8 +13,8 @@ and the Gram matrix of the SSM features.
   (the final state), its Hessian is ``G = E[phi phi^H] = V R V^H``; ``kappa(G)`` sets the
   gradient-descent rate.
 
-The theorem forms are the reconstructions of the digest (``shared/research/paper2.md``, tagged
-[inferred]): the constants (kappa) are config values and the claims are checked numerically by
+The theorem forms are reconstructions (``docs/theory.md#paper-2``, tagged *reconstructed*
+there): the constants (kappa) are config values and the claims are checked numerically by
 ``experiments/paper2``.
 """
 

@@ -8,7 +8,8 @@ Keys: ``init_scaling`` (apply :func:`rescale_init` before training), ``init_batc
 Normalization of lambda (``channel_reduce``): the loss term is ``reg_lambda *
 layer_reduce_l channel_reduce_h tau[l][h]``. With the default ``"mean"`` over channels it is
 ``reg_lambda * sum_l mean_h tau = (reg_lambda / H) * sum_l sum_h tau`` (H = ``model.d_model``);
-with ``"sum"`` (the sum over layers and channels of (9) as the digest reconstructs it) it is
+with ``"sum"`` (the sum over layers and channels of the reconstructed (9),
+``docs/theory.md#paper-1-the-regularizer-9``) it is
 ``reg_lambda * sum_l sum_h tau``, H times larger at the same lambda. So a lambda of the mean
 form equals ``reg_lambda / H`` of the sum form, and ``reg_lambda * H`` is the weight the same
 lambda puts on every layer's mean tau under the sum form (what the ablation reports beside

@@ -15,7 +15,7 @@ intermediates of a forward pass without dropout (as the init rule (8) measures),
 Normalization of lambda: with ``channel_reduce="mean"`` (the default of ``bound``) the loss
 term is ``lambda * sum_layers mean_h tau[l][h] = (lambda / H) * sum_layers sum_h tau[l][h]``;
 with ``"sum"`` it is ``lambda * sum_layers sum_h tau[l][h]`` (the sum over channels of (9) as
-reconstructed in the digest), H times larger at the same lambda.
+reconstructed in ``docs/theory.md#paper-1-the-regularizer-9``), H times larger at the same lambda.
 """
 
 from __future__ import annotations
