@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench notebooks clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n 2 tests
 	PYTHON=$(PYTHON) bash .ci/package_check
+
+notebooks: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[notebooks]"
+	$(PY) notebooks/execute.py --full
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/scan.py
