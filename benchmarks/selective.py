@@ -34,7 +34,7 @@ rounds with the layer's kernel defaults, and the speed-ups are the ratios of the
 Without torch, the numbers measured elsewhere on a 2-core CPU (forward 0.040 s,
 forward+backward 0.555 s; issue 9) are printed instead, marked as such.
 
-Usage: python benchmarks/selective.py [--quick] [--repeats 3]
+Usage: python benchmarks/selective.py [--quick] [--repeats 3] [--lengths 16384]
 """
 from __future__ import annotations
 
@@ -99,13 +99,16 @@ def torch_paper_layer(d, N, T, B):
     return {"forward": fwd, "backward": fwd_bwd}
 
 
-def cases(quick: bool):
+def cases(quick: bool, lengths=()):
+    """(name, form, d, N, T, B) of each case; ``lengths`` add the paper form d=16 N=4 B=64 at
+    those T (e.g. 16384, as ``gpu_check.py`` asks)."""
+    extra = [(f"paper d=16 N=4 T={T} B=64", "paper", 16, 4, T, 64) for T in lengths]
     if quick:
         return [("paper d=4 N=2 T=64 B=4", "paper", 4, 2, 64, 4),
-                ("mamba d=8 N=2 T=128 B=2", "mamba", 8, 2, 128, 2)]
+                ("mamba d=8 N=2 T=128 B=2", "mamba", 8, 2, 128, 2)] + extra
     return [("paper d=16 N=4 T=500 B=64", "paper", 16, 4, 500, 64),
             ("paper d=128 N=16 T=500 B=64", "paper", 128, 16, 500, 64),
-            ("mamba d=256 N=16 T=2048 B=4", "mamba", 256, 16, 2048, 4)]
+            ("mamba d=256 N=16 T=2048 B=4", "mamba", 256, 16, 2048, 4)] + extra
 
 
 def time_rounds(calls, repeats, inner=None):
@@ -190,13 +193,15 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3, help="alternating rounds (minimum taken)")
     p.add_argument("--forward-repeats", type=int, default=3,
                    help="forward calls of each cell in a row within a round")
+    p.add_argument("--lengths", type=int, nargs="+", default=[],
+                   help="extra cases: the paper form d=16 N=4 B=64 at these lengths T")
     args = p.parse_args(argv)
     print(f"# selective SSM layer: backend {jax.default_backend()}, jax {jax.__version__}, "
           f"min of {args.repeats} alternating rounds ({args.forward_repeats} forward calls per "
           f"cell and round), float32, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows, torch_times = [], None
-    for i, (name, form, d, N, T, B) in enumerate(cases(args.quick)):
+    for i, (name, form, d, N, T, B) in enumerate(cases(args.quick, args.lengths)):
         torch_calls = torch_paper_layer(d, N, T, B) if i == 0 else None
         res, extra = run_case(name, form, d, N, T, B, args.repeats,
                               {"torch": torch_calls} if torch_calls else None,
@@ -215,7 +220,7 @@ def main(argv=None):
     print("\n## kernel defaults beside the tuned cells (ratio: defaults / fastest tuned cell)")
     print("| row | case | forward ms | forward+backward ms | bwd temp MiB | settings |")
     print("|:---|:---|---:|---:|---:|:---|")
-    for (name, res), (_, form, d, N, T, B) in zip(rows, cases(args.quick)):
+    for (name, res), (_, form, d, N, T, B) in zip(rows, cases(args.quick, args.lengths)):
         tuned = [v for v in VARIANTS if v != "defaults"]
         fast_f = min(tuned, key=lambda v: res[v]["forward"])
         fast_b = min(tuned, key=lambda v: res[v]["backward"])

@@ -78,3 +78,22 @@ def test_vectorized_seeds_benchmark_quick():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     row = [l for l in proc.stdout.splitlines() if l.startswith("| paper 3 quick")]
     assert len(row) == 1 and row[0].endswith("test accuracy 0 |"), proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    out = tmp_path / "gpu_check"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--tiny",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = (out / "summary.md").read_text()
+    for heading in ("## Part 1: tests on the device", "## Part 2: scan timings",
+                    "## Part 3: LRA train steps", "## Part 4: paper-3 ListOps run"):
+        assert heading in summary, summary
+    assert "Status: failed" not in summary, summary
+    for name in ("tests.txt", "scan.md", "selective.md", "steps.md", "listops.md"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "listops_run").is_dir()
+    assert "| paper2/lra:cifar10 | 2 | 32 | floats |" in summary, summary
