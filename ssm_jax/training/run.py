@@ -44,6 +44,7 @@ from ssm_jax.layers import find_layers
 from ssm_jax.models import RetrievalModel, SequenceModel
 from ssm_jax.training.checkpoint import Checkpoints, checkpoint_steps, load_variables, lost_best_steps
 from ssm_jax.training.config import Config, ModelOptions, config_digest, parse_config, save_config
+from ssm_jax.training import interrupt
 from ssm_jax.training.extensions import build_extensions, padded
 from ssm_jax.training.metrics import MetricsWriter, plot_metrics
 from ssm_jax.training.optim import learning_rates, make_optimizer, set_hyperparams
@@ -438,10 +439,12 @@ class _Members:
             ck.close()
 
 
+@interrupt.deferred()
 def fit(runs, workdirs, *, dp: DataParallel | None = None, progress=None, quiet: bool = False,
         report_extra=None) -> list:
     """Train ``runs`` (see the module docstring), each in its work directory (already locked
-    by the caller); returns one report per run (also its ``report.json``).
+    by the caller); returns one report per run (also its ``report.json``). A Ctrl-C stops it
+    at the next step boundary (:mod:`~ssm_jax.training.interrupt`), never inside a save.
 
     Args:
       runs: :class:`Run` s that may share one step (equal models, schedules and optimizers up
@@ -565,6 +568,7 @@ def _train_loop(runs, members, writers, state, step_fn, weights, alive, eval_ste
     history, last_good = [], start
     t_last, n_last = time.perf_counter(), start
     for step in range(start + 1, sched.num_steps + 1):
+        interrupt.check()  # a Ctrl-C stops here, between steps (never inside a save)
         if stacked:
             batch = stack([next(it) for it in members.iters])
             state, metrics, alive = step_fn(state, batch, weights, alive)
