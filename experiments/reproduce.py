@@ -172,9 +172,10 @@ def check_scale(workdir: str, scale: str) -> None:
                          f"--scale {scale} needs another --workdir")
 
 
-def write_report(workdir: str, elapsed: float | None = None, missing=()) -> str:
+def write_report(workdir: str, elapsed: float | None = None, missing=(), preface: str = "") -> str:
     """``workdir/REPORT.md`` from every ``paper<N>/<experiment>/claims.json`` under it;
-    ``missing``: experiments of the plan that have not finished (listed in the report)."""
+    ``missing``: experiments of the plan that have not finished (listed in the report);
+    ``preface``: markdown placed after the opening paragraphs."""
     import jax
 
     sections = ["# Reproduction report",
@@ -189,7 +190,9 @@ def write_report(workdir: str, elapsed: float | None = None, missing=()) -> str:
                 "reconstruction of a formula, not a claim of the paper (counted apart). "
                 "Numbers of papers 1 and 2 are reconstructions where the full text was not "
                 "available; \"no number\" means the paper gives none for this setting."]
-    summary = len(sections)
+    summary = len(sections)  # the summary line goes here, before the preface
+    if preface:
+        sections.append(preface)
     every = []
     for paper, title in PAPERS.items():
         files = sorted(glob.glob(os.path.join(workdir, f"paper{paper}", "*", "claims.json")))
