@@ -59,8 +59,9 @@ def test_the_first_source_wins_and_the_report_says_which_scale(sources, tmp_path
     text = readme.read_text()
     assert "old text 0.123" not in text and text.startswith("# project\n\nintro\n\n")
     assert text.endswith(f"{publish.END}\n\n## After\n")
-    assert "| 1 | 2 | 1 | 0 | 1 | 0 |" in text and "| 2 | 3 | 1 | 1 | 1 | 0 |" in text
-    assert "| gen_gap claim 0 | cpu value 0 | **reproduced** |" in text  # the primary claim
+    assert ("| consistent (reconstruction check) |\n|---|---|---|---|---|---|\n"
+            "| 1 | 2 | 1 | 0 | 1 | 0 |\n| 2 | 3 | 1 | 1 | 1 | 0 |\n") in text  # one table
+    assert "(docs/results/paper1/gen_gap) (`cpu`) | gen_gap claim 0 | **reproduced** |" in text
     assert "delta_sweep claim 1" not in text  # only the first claim of each experiment
     assert "![paper 1 gen_gap](docs/results/paper1/gen_gap/figure.png)" in text
     assert "![paper 2 delta_sweep](docs/results/paper2/delta_sweep/figure.png)" in text
