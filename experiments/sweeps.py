@@ -217,6 +217,7 @@ def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members, member_
     for group in groups:
         bar.set_postfix_str(group.label)
         group.train()
+        bar.update(len(group.workdirs))  # trained runs count as they finish (the ETA moves)
     trained = {r.run_id for r in todo}
     rows = []
     for run in runs:
@@ -235,7 +236,8 @@ def _sweep_round(runs, directory, evaluate, bar, vectorize, max_members, member_
             write_json_atomic(result_path, result)
         rows.append({"run_id": run.run_id, "meta": run.meta, "report": report, "result": result,
                      "trained": run.run_id in trained})
-        bar.update(1)
+        if run.run_id not in trained:
+            bar.update(1)
     return rows
 
 
