@@ -117,14 +117,19 @@ def results_section(published: dict, missing, out: str, readme_dir: str) -> str:
     return "\n\n".join(parts)
 
 
-def update_readme(readme: str, section: str) -> None:
-    """Replace the text between :data:`BEGIN` and :data:`END` of ``readme`` by ``section``."""
+def readme_parts(readme: str) -> tuple:
+    """``(text before BEGIN, text after END)`` of ``readme``; one pair of markers is required."""
     with open(readme) as f:
         text = f.read()
     if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
         raise ValueError(f"{readme}: needs one {BEGIN!r} line followed by one {END!r} line")
     head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
+    return head, rest.split(END)[1]
+
+
+def update_readme(readme: str, section: str) -> None:
+    """Replace the text between :data:`BEGIN` and :data:`END` of ``readme`` by ``section``."""
+    head, tail = readme_parts(readme)
     with open(readme + ".tmp", "w") as f:
         f.write(f"{head}{BEGIN}\n{section}\n{END}{tail}")
     os.replace(readme + ".tmp", readme)
@@ -136,8 +141,13 @@ def publish(sources, out: str = "docs/results", readme: str | None = None) -> st
     for source in sources:
         if not os.path.isdir(source):
             raise FileNotFoundError(f"source {source!r} is not a folder")
-        if os.path.commonpath([os.path.abspath(source), os.path.abspath(out)]) == os.path.abspath(out):
+        if os.path.commonpath([os.path.realpath(source), os.path.realpath(out)]) == os.path.realpath(out):
             raise ValueError(f"source {source!r} lies in --out {out!r}, which is rewritten")
+    runs = glob.glob(os.path.join(out, "paper*", "*", "runs")) + glob.glob(os.path.join(out, "plan.json"))
+    if runs:  # a reproduce workdir, not a published copy: never rewritten
+        raise ValueError(f"--out {out!r} holds a reproduction ({runs[0]}); publish to another folder")
+    if readme is not None:
+        readme_parts(readme)  # its markers are checked before anything is written
     published = found(sources)
     if not published:
         raise ValueError(f"no claims.json under {', '.join(sources)} (run `ssm-jax reproduce` first)")
@@ -150,7 +160,8 @@ def publish(sources, out: str = "docs/results", readme: str | None = None) -> st
     preface = ("Assembled by `make results` (`python -m ssm_jax.experiments.publish`) from the "
                "reproductions below; each experiment ran at the scale shown:\n\n"
                + scales_table(published, missing))
-    path = write_report(out, missing=[f"paper{p}/{n}" for p, n in missing], preface=preface)
+    path = write_report(out, missing=[f"paper{p}/{n}" for p, n in missing], preface=preface,
+                        stamp=False)
     if readme is not None:
         update_readme(readme, results_section(published, missing, out, os.path.dirname(os.path.abspath(readme))))
     return path

@@ -172,24 +172,27 @@ def check_scale(workdir: str, scale: str) -> None:
                          f"--scale {scale} needs another --workdir")
 
 
-def write_report(workdir: str, elapsed: float | None = None, missing=(), preface: str = "") -> str:
+def write_report(workdir: str, elapsed: float | None = None, missing=(), preface: str = "",
+                 stamp: bool = True) -> str:
     """``workdir/REPORT.md`` from every ``paper<N>/<experiment>/claims.json`` under it;
     ``missing``: experiments of the plan that have not finished (listed in the report);
-    ``preface``: markdown placed after the opening paragraphs."""
+    ``preface``: markdown placed after the opening paragraphs; ``stamp``: say when and on
+    which JAX backend (False for a report assembled from runs made elsewhere)."""
     import jax
 
-    sections = ["# Reproduction report",
-                f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
-                f"by `ssm-jax reproduce` (JAX {jax.__version__}, backend "
-                f"{jax.default_backend()}){'' if elapsed is None else f'; this invocation took {elapsed:.0f} s'}.",
-                "Verdicts: **reproduced** when our measurement meets the rule stated with it; "
-                "**not reproduced** when it contradicts the claim (or, where the rule names an "
-                "equivalence margin, shows no effect larger than it); **inconclusive** when the "
-                "measurement cannot decide (e.g. a confidence interval containing zero); "
-                "**consistent (reconstruction check)** when the test checks our own "
-                "reconstruction of a formula, not a claim of the paper (counted apart). "
-                "Numbers of papers 1 and 2 are reconstructions where the full text was not "
-                "available; \"no number\" means the paper gives none for this setting."]
+    sections = ["# Reproduction report"]
+    if stamp:
+        sections.append(f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC "
+                        f"by `ssm-jax reproduce` (JAX {jax.__version__}, backend {jax.default_backend()})"
+                        f"{'' if elapsed is None else f'; this invocation took {elapsed:.0f} s'}.")
+    sections += ["Verdicts: **reproduced** when our measurement meets the rule stated with it; "
+                 "**not reproduced** when it contradicts the claim (or, where the rule names an "
+                 "equivalence margin, shows no effect larger than it); **inconclusive** when the "
+                 "measurement cannot decide (e.g. a confidence interval containing zero); "
+                 "**consistent (reconstruction check)** when the test checks our own "
+                 "reconstruction of a formula, not a claim of the paper (counted apart). "
+                 "Numbers of papers 1 and 2 are reconstructions where the full text was not "
+                 "available; \"no number\" means the paper gives none for this setting."]
     summary = len(sections)  # the summary line goes here, before the preface
     if preface:
         sections.append(preface)

@@ -10,7 +10,9 @@ process can still be stopped), and a flag still set when the block ends raises o
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 _pending = threading.Event()
@@ -20,6 +22,8 @@ def _handler(signum, frame):
     if _pending.is_set():
         raise KeyboardInterrupt
     _pending.set()
+    if sys.stderr is not None and sys.stderr.isatty():  # os.write: no reentrant buffered I/O
+        os.write(sys.stderr.fileno(), b"\nCtrl-C: stopping after this step (again: at once)\n")
 
 
 @contextlib.contextmanager

@@ -93,8 +93,13 @@ def test_bad_input_is_one_line_and_changes_nothing(sources, tmp_path, capsys):
     assert publish.main([str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "plain.md").write_text("no markers\n")
-    assert publish.main([str(cpu), "--out", str(out), "--readme", str(tmp_path / "plain.md")]) == 2
-    assert "needs one" in capsys.readouterr().err
+    fresh = tmp_path / "fresh"
+    assert publish.main([str(cpu), "--out", str(fresh), "--readme", str(tmp_path / "plain.md")]) == 2
+    assert "needs one" in capsys.readouterr().err and not fresh.exists()  # checked first
+    # a reproduce workdir is never rewritten (a typo in --out must not delete runs)
+    assert publish.main([str(quick), "--out", str(cpu)]) == 2
+    assert "holds a reproduction" in capsys.readouterr().err
+    assert (cpu / "paper1" / "gen_gap" / "runs").is_dir() and (cpu / "paper1" / "gen_gap" / "claims.json").exists()
 
 
 def test_the_committed_results_are_what_publish_writes():

@@ -61,3 +61,26 @@ def test_a_decorated_function_defers_on_every_call():
         with pytest.raises(KeyboardInterrupt):
             body()
     assert seen == ["body", "body"]
+
+
+def test_nested_blocks_keep_the_outer_deferral():
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt.deferred():
+            with interrupt.deferred():  # e.g. fit inside fit: a no-op
+                pass
+            ctrl_c()  # still deferred after the inner block ended
+            seen.append("after inner")
+    assert seen == ["after inner"]
+
+
+def test_another_sigint_handler_is_left_alone():
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda *_: calls.append("theirs"))
+    try:
+        with interrupt.deferred():
+            ctrl_c()
+            interrupt.check()  # nothing deferred: their handler took it
+        assert calls == ["theirs"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
