@@ -159,7 +159,10 @@ def publish(sources, out: str = "docs/results", readme: str | None = None) -> st
         copy_experiment(source, key, files[key], out)
     preface = ("Assembled by `make results` (`python -m ssm_jax.experiments.publish`) from the "
                "reproductions below; each experiment ran at the scale shown:\n\n"
-               + scales_table(published, missing))
+               + scales_table(published, missing)
+               + ("\n\nAn experiment shown at a scale other than the first source's has not "
+                  f"finished in `{sources[0]}`; `make results` runs it there (finished runs are reused)."
+                  if len(sources) > 1 else ""))
     path = write_report(out, missing=[f"paper{p}/{n}" for p, n in missing], preface=preface,
                         stamp=False)
     if readme is not None:
